@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Create .venv (if missing) and install the project into it. Idempotent: a second run only checks.
+# Usage: source scripts/setup_env.sh   (or bash scripts/setup_env.sh)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${RECR1_VENV:-$ROOT/.venv}"
+PY="${PYTHON:-python3}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating virtual environment at $VENV"
+  "$PY" -m venv "$VENV"
+fi
+VPY="$VENV/bin/python"
+
+STAMP="$VENV/.recr1-installed"
+HASH="$(cat "$ROOT/setup.py" "$ROOT/scripts/setup_env.sh" | sha256sum | cut -d' ' -f1)"
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ]; then
+  exit 0
+fi
+
+"$VPY" -m pip install --quiet --upgrade pip setuptools wheel
+if ! "$VPY" -c "import torch" >/dev/null 2>&1; then
+  # An unpinned torch pulls a multi-GB CUDA build; on CPU machines the 2.13.0 CPU wheel is the one we want.
+  echo "[setup] installing torch==${RECR1_TORCH_VERSION:-2.13.0}"
+  "$VPY" -m pip install --quiet "torch==${RECR1_TORCH_VERSION:-2.13.0}"
+fi
+echo "[setup] installing rec-r1 (editable) with dev extras"
+"$VPY" -m pip install --quiet -e "$ROOT[dev]"
+echo "$HASH" > "$STAMP"
+echo "[setup] environment ready: $VENV"
