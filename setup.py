@@ -29,7 +29,7 @@ CORE = [
 
 EXTRAS = {
     "gpu": ["vllm", "flash-attn", "faiss-gpu-cu12"],
-    "dev": ["pytest>=8", "pytest-timeout", "hypothesis"],
+    "dev": ["pytest>=8", "pytest-timeout", "hypothesis", "bm25s"],
 }
 
 setup(

@@ -1,0 +1,9 @@
+"""Rec-R1 data: raw-file preparation into verl parquet rows, corpus export, the synthetic catalog.
+
+Entry points (each ``python -m recr1.data.<name> --help``):
+    amazon_c4   Amazon-C4 test.csv + item pool -> train/val/test.parquet
+    esci        Amazon Shopping Queries (ESCI) -> train/val/test.parquet + corpus
+    corpus      item pool -> JSONL {"id", "contents"} shards for indexing
+    synthetic   an offline catalog in the Amazon-C4 raw format
+    check       validate prepared parquet files against the row contract
+"""
