@@ -1,0 +1,120 @@
+"""DataParallelPPOActor on the FSDP2-sharded tiny Qwen2 (CPU, fp32, one gloo rank)."""
+import math
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from verl.protocol import DataProto
+from verl.trainer.ppo import core_algos
+from workers_testlib import actor_config, full_params, ppo_batch, sharded_actor, with_old_log_probs
+
+
+def _direct_log_probs(model_dir, data, temperature):
+    """Reference: a plain HF forward over the padded batch, log-softmax of logits / temperature."""
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    b = data.batch
+    with torch.no_grad():
+        logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"], position_ids=b["position_ids"]).logits
+    r = b["responses"].shape[-1]
+    logp_all = torch.log_softmax(logits[:, -r - 1 : -1].float() / temperature, dim=-1)
+    log_probs = logp_all.gather(-1, b["responses"].unsqueeze(-1)).squeeze(-1)
+    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return log_probs, entropy
+
+
+@pytest.mark.parametrize("use_remove_padding", [False, True])
+def test_compute_log_prob_matches_a_direct_forward(cpu_group, tiny_model_dir, tiny_vocab, use_remove_padding):
+    actor = sharded_actor(tiny_model_dir, use_remove_padding=use_remove_padding)
+    data = ppo_batch(vocab_size=tiny_vocab)
+    meta = {"micro_batch_size": 3, "temperature": 0.7}
+    log_probs, entropy = actor.compute_log_prob(DataProto(batch=data.batch, meta_info=meta), calculate_entropy=True)
+    ref_log_probs, ref_entropy = _direct_log_probs(tiny_model_dir, data, 0.7)
+    mask = data.batch["response_mask"].bool()
+    assert log_probs.shape == entropy.shape == mask.shape
+    torch.testing.assert_close(log_probs[mask], ref_log_probs[mask], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(entropy[mask], ref_entropy[mask], atol=1e-5, rtol=1e-5)
+
+
+def test_update_changes_every_parameter_and_reports_verl_metrics(cpu_group, tiny_model_dir, tiny_vocab):
+    cfg = actor_config(ppo_micro_batch_size_per_gpu=4, use_kl_loss=True)
+    actor = sharded_actor(tiny_model_dir, cfg)
+    data = with_old_log_probs(actor, ppo_batch(vocab_size=tiny_vocab))
+    data.batch["ref_log_prob"] = data.batch["old_log_probs"] - 0.1
+    before = full_params(actor.actor_module)
+    metrics = actor.update_policy(data)
+    after = full_params(actor.actor_module)
+    unchanged = [name for name in before if torch.equal(before[name], after[name])]
+    assert not unchanged, f"parameters not updated: {unchanged}"
+    for key in ("pg_loss", "pg_clipfrac", "pg_clipfrac_lower", "ppo_kl", "entropy", "kl_loss", "kl_coef", "grad_norm"):
+        values = metrics[f"actor/{key}"]
+        assert len(values) == 1 and math.isfinite(values[0]), (key, values)
+    assert metrics["actor/kl_loss"][0] > 0 and metrics["actor/kl_coef"][0] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"ppo_micro_batch_size_per_gpu": 1},
+        {"ppo_micro_batch_size_per_gpu": 2, "use_remove_padding": True},
+        {"use_dynamic_bsz": True, "ppo_max_token_len_per_gpu": 30},
+        {"ppo_micro_batch_size_per_gpu": 1, "loss_agg_mode": "seq-mean-token-mean", "__ref": {"loss_agg_mode": "seq-mean-token-mean"}},
+    ],
+    ids=["8x1", "remove_padding_4x2", "dynamic_bsz", "seq_mean_8x1"],
+)
+def test_one_update_does_not_depend_on_micro_batching(cpu_group, tiny_model_dir, tiny_vocab, variant):
+    """1 x 8 rows == 8 x 1 rows == packed / dynamic micro-batches: same parameters after the update (SGD, lr 1)."""
+    variant = dict(variant)
+    ref_overrides = variant.pop("__ref", {})
+    updates = []
+    for overrides in ({"ppo_micro_batch_size_per_gpu": 8, **ref_overrides}, variant):
+        cfg = actor_config(use_kl_loss=True, **overrides)
+        actor = sharded_actor(tiny_model_dir, cfg, optimizer="sgd")
+        data = with_old_log_probs(actor, ppo_batch(vocab_size=tiny_vocab, seed=3), noise=0.3)
+        data.batch["ref_log_prob"] = data.batch["old_log_probs"] + 0.2
+        metrics = actor.update_policy(data)
+        updates.append((full_params(actor.actor_module), metrics))
+    (ref_params, ref_metrics), (params, metrics) = updates
+    assert 0 < ref_metrics["actor/pg_clipfrac"][0] < 1  # the clipped branch is exercised
+    for name in ref_params:
+        torch.testing.assert_close(params[name], ref_params[name], atol=1e-5, rtol=0, msg=name)
+    for key in ("actor/pg_loss", "actor/entropy", "actor/kl_loss", "actor/pg_clipfrac", "actor/grad_norm"):
+        assert metrics[key][0] == pytest.approx(ref_metrics[key][0], abs=1e-5), key
+
+
+def test_kl_loss_pulls_the_policy_towards_the_reference(cpu_group, tiny_model_dir, tiny_vocab):
+    """With zero advantages only the KL term acts: it is added to the loss, so KL(policy, ref) must shrink."""
+    cfg = actor_config(use_kl_loss=True, kl_loss_coef=1.0, entropy_coeff=0.0, kl_loss_type="low_var_kl")
+    actor = sharded_actor(tiny_model_dir, cfg)
+    data = with_old_log_probs(actor, ppo_batch(vocab_size=tiny_vocab))
+    data.batch["advantages"] = torch.zeros_like(data.batch["advantages"])
+    data.batch["ref_log_prob"] = data.batch["old_log_probs"] - 1.0
+    mask = data.batch["response_mask"]
+
+    def kl_to_ref():
+        log_probs, _ = actor.compute_log_prob(DataProto(batch=data.batch, meta_info={"micro_batch_size": 8, "temperature": 0.7}))
+        kl = core_algos.kl_penalty(log_probs, data.batch["ref_log_prob"], "low_var_kl")
+        return float((kl * mask).sum() / mask.sum())
+
+    before = kl_to_ref()
+    actor.update_policy(data)
+    assert kl_to_ref() < before
+
+
+def test_non_finite_gradient_skips_the_step(cpu_group, tiny_model_dir, tiny_vocab):
+    actor = sharded_actor(tiny_model_dir)
+    data = with_old_log_probs(actor, ppo_batch(vocab_size=tiny_vocab))
+    data.batch["advantages"][0, 0] = float("nan")
+    before = full_params(actor.actor_module)
+    with pytest.warns(UserWarning, match="skipping this optimizer step"):
+        metrics = actor.update_policy(data)
+    assert not math.isfinite(metrics["actor/grad_norm"][0])
+    after = full_params(actor.actor_module)
+    assert all(torch.equal(before[n], after[n]) for n in before)
+
+
+def test_update_names_missing_keys(cpu_group, tiny_model_dir, tiny_vocab):
+    actor = sharded_actor(tiny_model_dir, actor_config(use_kl_loss=True))
+    data = with_old_log_probs(actor, ppo_batch(vocab_size=tiny_vocab))
+    with pytest.raises(KeyError, match="ref_log_prob"):
+        actor.update_policy(data)

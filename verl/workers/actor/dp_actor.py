@@ -1,0 +1,241 @@
+"""Data-parallel PPO actor on an FSDP2-sharded HF causal LM.
+
+The math (clipped policy loss, KL penalty, loss aggregation) lives in ``verl.trainer.ppo.core_algos``; this file
+only runs forward/backward over micro-batches and steps the optimizer. Each micro-batch loss is normalised by the
+whole mini-batch's token count across micro-batches and DP ranks, so the accumulated gradient is the gradient of
+the mini-batch loss whatever the micro-batching or the number of ranks (see ``micro_batching``).
+"""
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict
+from typing import Optional
+
+import torch
+from torch import nn
+
+from verl.protocol import DataProto
+from verl.trainer.ppo import core_algos
+from verl.utils.fsdp_utils import compute_device, fsdp2_clip_grad_norm_
+from verl.utils.torch_functional import entropy_from_logits, logprobs_from_logits
+
+from .base import BasePPOActor
+from .micro_batching import (
+    all_reduce,
+    global_agg_kwargs,
+    global_token_count,
+    restore_order,
+    split_micro_batches,
+    token_share,
+)
+from .padding import next_token_labels, pack_batch, resolve_remove_padding, unpack
+
+
+def response_mask_of(batch) -> torch.Tensor:
+    """``response_mask`` [B, R] from a batch, or the response part of ``attention_mask`` when absent."""
+    if "response_mask" in batch.keys():
+        return batch["response_mask"]
+    return batch["attention_mask"][:, -batch["responses"].shape[-1]:]
+
+
+class DataParallelPPOActor(BasePPOActor):
+    """PPO actor over an FSDP2 (or plain) HF causal LM.
+
+    ``config`` is ``actor_rollout_ref.actor`` with per-GPU sizes already normalised by the worker:
+    ppo_mini_batch_size and ppo_micro_batch_size_per_gpu in rows, ppo_epochs, shuffle, clip_ratio(_low/_high/_c),
+    entropy_coeff, use_kl_loss, kl_loss_coef, kl_loss_type, loss_agg_mode, grad_clip, use_dynamic_bsz,
+    ppo_max_token_len_per_gpu, use_remove_padding.
+    """
+
+    def __init__(
+        self,
+        config,
+        actor_module: nn.Module,
+        actor_optimizer: Optional[torch.optim.Optimizer] = None,
+        device: Optional[str] = None,
+    ):
+        super().__init__(config)
+        self.actor_module = actor_module
+        self.actor_optimizer = actor_optimizer
+        self.use_remove_padding = resolve_remove_padding(bool(config.get("use_remove_padding", False)), actor_module)
+        self.dp_group = None  # the default (world) group: FSDP shards over all ranks
+        # where inputs go: the compute device, which differs from the parameters' when FSDP offloads them to CPU
+        self.device = torch.device(device) if device is not None else compute_device(actor_module)
+
+    # ------------------------------------------------------------------------------------------------------------
+    def _forward_micro_batch(
+        self, micro_batch, temperature: float, calculate_entropy: bool = False, entropy_grad: bool = True
+    ) -> tuple[Optional[torch.Tensor], torch.Tensor]:
+        """Entropy [b, R] (or None) and log-probs [b, R] of ``responses`` under logits / temperature."""
+        responses = micro_batch["responses"]
+        response_length = responses.shape[-1]
+        input_ids = micro_batch["input_ids"]
+        attention_mask = micro_batch["attention_mask"]
+        position_ids = micro_batch["position_ids"]
+
+        if self.use_remove_padding:
+            batch_size, seqlen = input_ids.shape
+            ids, pos, indices = pack_batch(input_ids, attention_mask, position_ids)
+            logits = self.actor_module(input_ids=ids, position_ids=pos, attention_mask=None, use_cache=False).logits
+            logits = logits[0].float() / temperature  # [nnz, V]
+            log_probs = unpack(logprobs_from_logits(logits, next_token_labels(ids)), indices, batch_size, seqlen)
+            log_probs = log_probs[:, -response_length - 1 : -1]
+        else:
+            logits = self.actor_module(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                use_cache=False,
+                logits_to_keep=response_length + 1,
+            ).logits
+            logits = logits[:, :-1].float() / temperature  # [b, R, V], position t predicts response token t
+            log_probs = logprobs_from_logits(logits, responses)
+
+        entropy = None
+        if calculate_entropy:
+            with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+                ent = entropy_from_logits(logits if entropy_grad else logits.detach())
+            if self.use_remove_padding:
+                ent = unpack(ent, indices, batch_size, seqlen)[:, -response_length - 1 : -1]
+            entropy = ent
+        return entropy, log_probs
+
+    def _optimizer_step(self) -> torch.Tensor:
+        """Clip gradients and step; skip the step (with a warning) when the gradient norm is not finite."""
+        grad_norm = fsdp2_clip_grad_norm_(self.actor_module.parameters(), self.config.get("grad_clip", 1.0))
+        if torch.isfinite(grad_norm):
+            self.actor_optimizer.step()
+        else:
+            warnings.warn(f"actor: gradient norm is {grad_norm.item()}; skipping this optimizer step", stacklevel=2)
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        return grad_norm
+
+    # ------------------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def compute_log_prob(self, data: DataProto, calculate_entropy: bool = False):
+        """Log-probs [B, R] of ``data.batch['responses']`` (and entropies [B, R] when ``calculate_entropy``).
+
+        meta_info: ``micro_batch_size`` (rows per forward), ``temperature``, optional ``use_dynamic_bsz`` and
+        ``max_token_len``. Batch: responses, input_ids, attention_mask, position_ids.
+        """
+        meta = data.meta_info
+        temperature = float(meta.get("temperature", 1.0))
+        keys = ["responses", "input_ids", "attention_mask", "position_ids"]
+        micro_batches, order = split_micro_batches(
+            data.select(batch_keys=keys),
+            meta.get("micro_batch_size"),
+            bool(meta.get("use_dynamic_bsz", False)),
+            meta.get("max_token_len"),
+            self.dp_group,
+        )
+        log_probs, entropys = [], []
+        for micro in micro_batches:
+            batch = micro.batch.to(self.device)
+            entropy, log_prob = self._forward_micro_batch(batch, temperature, calculate_entropy, entropy_grad=False)
+            log_probs.append(log_prob.cpu())
+            if entropy is not None:
+                entropys.append(entropy.cpu())
+        log_probs = restore_order(torch.cat(log_probs), order)
+        entropys = restore_order(torch.cat(entropys), order) if calculate_entropy else None
+        return log_probs, entropys
+
+    def update_policy(self, data: DataProto) -> dict:
+        """PPO update: ``ppo_epochs`` passes over mini-batches of ``ppo_mini_batch_size`` rows, each one optimizer
+        step accumulated over micro-batches.
+
+        Batch: responses, input_ids, attention_mask, position_ids, old_log_probs, advantages, response_mask (or
+        derived from attention_mask), ref_log_prob when use_kl_loss; meta_info ``temperature``.
+        Returns metrics {actor/pg_loss, actor/pg_clipfrac, actor/pg_clipfrac_lower, actor/ppo_kl, actor/entropy,
+        actor/kl_loss, actor/kl_coef, actor/grad_norm: one value per mini-batch}; each loss value is the exact
+        mini-batch value (token-weighted over micro-batches and ranks).
+        """
+        cfg = self.config
+        if self.actor_optimizer is None:
+            raise RuntimeError("update_policy needs an optimizer; this actor was built for inference only")
+        self.actor_module.train()
+        temperature = float(data.meta_info.get("temperature", 1.0))
+        loss_agg_mode = cfg.get("loss_agg_mode", "token-mean")
+        use_kl_loss = bool(cfg.get("use_kl_loss", False))
+        entropy_coeff = float(cfg.get("entropy_coeff", 0.0))
+        clip_ratio = cfg.get("clip_ratio", 0.2)
+
+        keys = ["responses", "input_ids", "attention_mask", "position_ids", "old_log_probs", "advantages"]
+        if "response_mask" in data.batch.keys():
+            keys.append("response_mask")
+        if use_kl_loss:
+            keys.append("ref_log_prob")
+        missing = [k for k in keys if k not in data.batch.keys()]
+        if missing:
+            raise KeyError(f"update_policy: data.batch lacks {missing} (has {sorted(data.batch.keys())})")
+        data = data.select(batch_keys=keys)
+
+        metrics: dict[str, list] = defaultdict(list)
+        mini_size = int(cfg.ppo_mini_batch_size)
+        for _ in range(int(cfg.get("ppo_epochs", 1))):
+            epoch_data = data[torch.randperm(len(data))] if cfg.get("shuffle", False) else data
+            for mini in epoch_data.split(mini_size):
+                micro_batches, _ = split_micro_batches(
+                    mini,
+                    cfg.get("ppo_micro_batch_size_per_gpu"),
+                    bool(cfg.get("use_dynamic_bsz", False)),
+                    cfg.get("ppo_max_token_len_per_gpu"),
+                    self.dp_group,
+                )
+                mini_mask = response_mask_of(mini.batch)
+                agg_kwargs = global_agg_kwargs(mini_mask, loss_agg_mode, self.dp_group)
+                world = agg_kwargs["dp_size"]
+                global_tokens = global_token_count(mini_mask, self.dp_group)
+                # exact mini-batch statistics: micro-batch shares summed here, then over ranks
+                stats = torch.zeros(6, dtype=torch.float64)
+                self.actor_optimizer.zero_grad(set_to_none=True)
+                for micro in micro_batches:
+                    batch = micro.batch.to(self.device)
+                    response_mask = response_mask_of(batch)
+                    entropy, log_prob = self._forward_micro_batch(
+                        batch, temperature, calculate_entropy=True, entropy_grad=entropy_coeff != 0
+                    )
+                    # every loss below is this micro-batch's share of the mini-batch loss, times the DP size
+                    pg_loss, pg_clipfrac, ppo_kl, pg_clipfrac_lower = core_algos.compute_policy_loss(
+                        old_log_prob=batch["old_log_probs"],
+                        log_prob=log_prob,
+                        advantages=batch["advantages"],
+                        response_mask=response_mask,
+                        cliprange=clip_ratio,
+                        cliprange_low=cfg.get("clip_ratio_low", None),
+                        cliprange_high=cfg.get("clip_ratio_high", None),
+                        clip_ratio_c=cfg.get("clip_ratio_c", 3.0),
+                        loss_agg_mode=loss_agg_mode,
+                        **agg_kwargs,
+                    )
+                    entropy_loss = core_algos.agg_loss(entropy, response_mask, loss_agg_mode, **agg_kwargs)
+                    policy_loss = pg_loss - entropy_coeff * entropy_loss if entropy_coeff != 0 else pg_loss
+                    kl_loss = torch.zeros(())
+                    if use_kl_loss:
+                        kld = core_algos.kl_penalty(
+                            logprob=log_prob, ref_logprob=batch["ref_log_prob"], kl_penalty=cfg.get("kl_loss_type", "low_var_kl")
+                        )
+                        kl_loss = core_algos.agg_loss(kld, response_mask, loss_agg_mode, **agg_kwargs)
+                        policy_loss = policy_loss + float(cfg.get("kl_loss_coef", 0.001)) * kl_loss
+                    policy_loss.backward()
+
+                    share = token_share(response_mask, global_tokens)
+                    stats += torch.tensor(
+                        [
+                            pg_loss.item() / world,
+                            pg_clipfrac.item() * share,
+                            pg_clipfrac_lower.item() * share,
+                            ppo_kl.item() * share,
+                            entropy_loss.item() / world,
+                            kl_loss.item() / world,
+                        ],
+                        dtype=torch.float64,
+                    )
+                grad_norm = self._optimizer_step()
+                stats = all_reduce(stats, group=self.dp_group).tolist()
+                for name, value in zip(
+                    ("pg_loss", "pg_clipfrac", "pg_clipfrac_lower", "ppo_kl", "entropy", "kl_loss"), stats
+                ):
+                    metrics[f"actor/{name}"].append(value)
+                metrics["actor/grad_norm"].append(float(grad_norm))
+                metrics["actor/kl_coef"].append(float(cfg.get("kl_loss_coef", 0.001)) if use_kl_loss else 0.0)
+        return dict(metrics)

@@ -1,0 +1,62 @@
+"""Remove-padding (packed sequence) inputs for the actor and critic forward passes.
+
+The packed row carries each sequence's own position ids (restarting at 0), from which transformers builds a
+block-diagonal causal mask (sdpa/eager, CPU included) or varlen boundaries (flash-attention 2), so sequences never
+attend to each other and no compute is spent on padding.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from verl.utils.torch_functional import pad_input, unpad_input
+
+
+def pack_batch(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pack [B, S] tensors: returns input_ids [1, nnz], position_ids [1, nnz] and the flat indices [nnz] of the
+    kept tokens (for ``unpack``)."""
+    ids, indices, _, _ = unpad_input(input_ids.unsqueeze(-1), attention_mask)
+    pos, _, _, _ = unpad_input(position_ids.unsqueeze(-1), attention_mask)
+    return ids.transpose(0, 1), pos.transpose(0, 1), indices
+
+
+def unpack(packed: torch.Tensor, indices: torch.Tensor, batch: int, seqlen: int) -> torch.Tensor:
+    """Scatter per-token values [nnz] back to [B, S] (0 at padding); keeps autograd."""
+    return pad_input(packed.unsqueeze(-1), indices, batch, seqlen).squeeze(-1)
+
+
+def next_token_labels(packed_input_ids: torch.Tensor) -> torch.Tensor:
+    """Labels [nnz] for packed ids [1, nnz]: the next token of the same row. The label of each sequence's last
+    token crosses into the next sequence; it only scores the position after the response, which is masked."""
+    return torch.roll(packed_input_ids[0], shifts=-1, dims=0)
+
+
+def packed_sequences_supported(attn_implementation: str) -> bool:
+    """Whether the model keeps packed sequences apart: flash-attention 2 (varlen) always; sdpa / eager only with
+    transformers' packed-sequence masks (``masking_utils.find_packed_sequence_indices``, transformers >= 4.54)."""
+    if attn_implementation and attn_implementation.startswith("flash_attention"):
+        return True
+    try:
+        from transformers.masking_utils import find_packed_sequence_indices  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_remove_padding(requested: bool, module) -> bool:
+    """``requested`` unless the module's attention cannot separate packed sequences (then warn, use padding)."""
+    if not requested:
+        return False
+    config = getattr(module, "config", None)
+    impl = getattr(config, "_attn_implementation", None) or "eager"
+    if packed_sequences_supported(impl):
+        return True
+    warnings.warn(
+        f"use_remove_padding=True needs flash-attention 2 or transformers >= 4.54 for attn_implementation={impl!r}; "
+        "falling back to padded batches",
+        stacklevel=3,
+    )
+    return False

@@ -1,0 +1,128 @@
+"""Load an HF model from ``model.path`` and shard it with FSDP2 for the actor, reference or critic role."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import warnings
+from typing import Optional
+
+import torch
+from torch import nn
+from torch.distributed.device_mesh import DeviceMesh
+
+from verl.utils.fsdp_utils import apply_fsdp2, mixed_precision_policy, offload_policy
+
+
+def load_tokenizer(path: str, trust_remote_code: bool = False):
+    """``AutoTokenizer.from_pretrained(path)`` with a pad token (eos when the tokenizer has none)."""
+    from transformers import AutoTokenizer
+
+    _check_path(path, "model.path / tokenizer_path")
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _check_path(path: Optional[str], key: str) -> None:
+    if not path:
+        raise ValueError(f"{key} is not set")
+    # "org/name" may be a model hub id; anything that looks like a filesystem path must exist
+    if path.startswith(("/", ".", "~")) and not os.path.isdir(os.path.expanduser(path)):
+        raise FileNotFoundError(f"{key}={path!r}: no such directory")
+
+
+def attn_implementation(device: str, use_remove_padding: bool) -> str:
+    """flash_attention_2 for packed (remove-padding) sequences on GPU when flash-attn is installed; sdpa otherwise.
+
+    sdpa keeps packed sequences apart too (a block-diagonal mask built from the position ids), so results are the
+    same, but that mask is quadratic in the packed length: on CPU, or on GPU without flash-attn, packing is
+    correct but usually slower than padding (measured on the tiny model: ~2x slower log-prob / update on CPU).
+    """
+    if use_remove_padding:
+        if device == "cuda" and importlib.util.find_spec("flash_attn") is not None:
+            return "flash_attention_2"
+        warnings.warn(
+            f"use_remove_padding=True on {device} without flash-attn: packed sequences run through sdpa with a "
+            "dense block mask (same results, usually slower than padding)",
+            stacklevel=2,
+        )
+    return "sdpa"
+
+
+def load_hf_config(model_config, **overrides):
+    """``AutoConfig`` of ``model.path`` updated with ``model.override_config`` and ``overrides``."""
+    from transformers import AutoConfig
+
+    path = model_config.get("path", None)
+    _check_path(path, "model.path")
+    config = AutoConfig.from_pretrained(path, trust_remote_code=bool(model_config.get("trust_remote_code", False)))
+    override = model_config.get("override_config", None) or {}
+    for key, value in {**dict(override), **overrides}.items():
+        setattr(config, key, value)
+    return config
+
+
+def _shard(module: nn.Module, fsdp_config, mesh: DeviceMesh, device: str, gradient_checkpointing: bool) -> nn.Module:
+    if gradient_checkpointing:
+        # non-reentrant checkpointing is the kind that composes with FSDP2's hooks
+        if hasattr(module, "activation_checkpointing_enable"):  # transformers >= 5.x
+            module.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    module.config.use_cache = False
+    return apply_fsdp2(
+        module,
+        mesh,
+        mixed_precision_policy(fsdp_config, device),
+        offload_policy(fsdp_config, device),
+        reshard_after_forward=bool((fsdp_config or {}).get("reshard_after_forward", True)),
+    )
+
+
+def build_fsdp_causal_lm(
+    model_config,
+    fsdp_config,
+    mesh: DeviceMesh,
+    device: str,
+    trainable: bool = True,
+    dtype: Optional[torch.dtype] = None,
+) -> nn.Module:
+    """The causal LM at ``model.path``, sharded with FSDP2.
+
+    Trainable (actor): fp32 master weights, gradient checkpointing when ``model.enable_gradient_checkpointing``.
+    Frozen (reference, rollout-only): weights in the compute dtype (bf16 on GPU), no gradients.
+    """
+    from transformers import AutoModelForCausalLM
+
+    if dtype is None:
+        dtype = torch.float32 if trainable or device == "cpu" else torch.bfloat16
+    config = load_hf_config(model_config)
+    module = AutoModelForCausalLM.from_pretrained(
+        model_config.path,
+        config=config,
+        dtype=dtype,
+        attn_implementation=attn_implementation(device, bool(model_config.get("use_remove_padding", False))),
+        trust_remote_code=bool(model_config.get("trust_remote_code", False)),
+    )
+    if not trainable:
+        module.requires_grad_(False)
+    grad_ckpt = trainable and bool(model_config.get("enable_gradient_checkpointing", False))
+    return _shard(module, fsdp_config, mesh, device, grad_ckpt)
+
+
+def build_fsdp_value_model(model_config, fsdp_config, mesh: DeviceMesh, device: str) -> nn.Module:
+    """A value model: the backbone at ``model.path`` with a fresh scalar head (token classification, one label,
+    no dropout), fp32 master weights, sharded with FSDP2."""
+    from transformers import AutoModelForTokenClassification
+
+    config = load_hf_config(model_config, num_labels=1, classifier_dropout=0.0)
+    module = AutoModelForTokenClassification.from_pretrained(
+        model_config.path,
+        config=config,
+        dtype=torch.float32,
+        attn_implementation=attn_implementation(device, bool(model_config.get("use_remove_padding", False))),
+        trust_remote_code=bool(model_config.get("trust_remote_code", False)),
+    )
+    grad_ckpt = bool(model_config.get("enable_gradient_checkpointing", False))
+    return _shard(module, fsdp_config, mesh, device, grad_ckpt)
