@@ -281,7 +281,9 @@ def get_constant_schedule_with_warmup(optimizer, num_warmup_steps: int, last_epo
     """LR factor grows linearly from 0 to 1 over ``num_warmup_steps``, then stays 1."""
 
     def lr_lambda(step: int) -> float:
-        return min(1.0, float(step) / float(max(1, num_warmup_steps)))
+        if num_warmup_steps <= 0:
+            return 1.0
+        return min(1.0, float(step) / float(num_warmup_steps))
 
     return LambdaLR(optimizer, lr_lambda, last_epoch)
 

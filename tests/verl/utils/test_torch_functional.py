@@ -214,6 +214,8 @@ def test_lr_schedules_by_hand():
 
     const = factors(lambda o: verl_F.get_constant_schedule_with_warmup(o, 2), 4)
     assert const == pytest.approx([0.0, 0.5, 1.0, 1.0])
+    # no warmup: the very first update already uses the full learning rate
+    assert factors(lambda o: verl_F.get_constant_schedule_with_warmup(o, 0), 2) == pytest.approx([1.0, 1.0])
     cosine = factors(lambda o: verl_F.get_cosine_schedule_with_warmup(o, 2, 6, min_lr_ratio=0.2), 7)
     # after warmup: 0.6 + 0.4 * cos(pi * progress), progress = 0, 1/4, 1/2, 3/4, 1
     expected = [0.0, 0.5] + [0.6 + 0.4 * math.cos(math.pi * k / 4) for k in range(5)]

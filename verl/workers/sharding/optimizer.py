@@ -42,9 +42,6 @@ def build_lr_scheduler(optimizer, optim_config) -> LambdaLR:
         warmup = int(ratio * total) if total else 0
     style = optim_config.get("warmup_style", "constant")
     if style == "constant":
-        if warmup == 0:
-            # the warmup ramp would give factor 0/1 = 0 at step 0, i.e. a wasted first update
-            return LambdaLR(optimizer, lambda step: 1.0)
         return get_constant_schedule_with_warmup(optimizer, warmup)
     if style == "cosine":
         if total is None:
