@@ -1,0 +1,274 @@
+"""Evaluate query rewriting: generate a query per request, retrieve, score per domain.
+
+    python -m recr1.eval --data data/amazon_c4/test.parquet --index data/index/lucene --retriever bm25 \
+        [--model CHECKPOINT_DIR] [--engine hf|vllm] --out outputs/eval/run1
+
+Without ``--model`` the raw request itself is the query (the baseline). With a model, each prompt
+is answered greedily (HF transformers, or vLLM with ``--engine vllm``) and the query is read from
+the last ``<answer>`` exactly as the reward reads it (:func:`recr1.reward.parse_answer`); a
+response without a usable query retrieves nothing and scores 0.
+
+Prints a table per data source (NDCG@10, NDCG@100, Recall@100, format-ok rate) and writes
+``requests.jsonl`` (one line per request), ``metrics.md`` and ``metrics.json`` into ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+from recr1.metrics import first_ranks, mrr, ndcg_at_k, recall_at_k
+from recr1.reward import parse_answer, targets_from_ground_truth
+from recr1.retrieval.searcher import RETRIEVER_KINDS, load_searcher
+
+EVAL_K = 100
+REQUIRED_COLUMNS = ("data_source", "reward_model")
+TABLE_COLUMNS = (("n", "n"), ("ndcg@10", "NDCG@10"), ("ndcg@100", "NDCG@100"), ("recall@100", "Recall@100"),
+                 ("format_ok", "format-ok"))  # fmt: skip
+
+
+# ---- reading the data ---------------------------------------------------------------------------
+
+
+def _plain(value):
+    """Parquet structs/lists come back as dicts and numpy arrays; make them plain Python."""
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def load_requests(path: str, limit: int | None = None) -> list[dict]:
+    """Rows of a prepared parquet file as dicts with data_source, prompt, request, targets, extra_info."""
+    import pandas as pd
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"data file not found: {path}")
+    frame = pd.read_parquet(path)
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
+    if limit is not None:
+        frame = frame.iloc[:limit]
+    rows = []
+    for i, record in enumerate(frame.to_dict("records")):
+        record = {k: _plain(v) for k, v in record.items()}
+        reward_model = record["reward_model"] or {}
+        extra = record.get("extra_info") or {}
+        prompt = record.get("prompt")
+        request = record.get("request") or extra.get("request")
+        if request is None and prompt:
+            request = next((m.get("content") for m in reversed(prompt) if m.get("role") == "user"), None)
+        rows.append(
+            {
+                "row": i,
+                "data_source": str(record["data_source"]),
+                "prompt": prompt,
+                "request": request or "",
+                "targets": targets_from_ground_truth(reward_model.get("ground_truth"), f"{path}, row {i}"),
+                "extra_info": extra,
+            }
+        )
+    return rows
+
+
+# ---- generating queries -------------------------------------------------------------------------
+
+
+def _prompt_text(tokenizer, messages) -> str:
+    if isinstance(messages, str):
+        return messages
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return "\n".join(m["content"] for m in messages)
+
+
+def generate_hf(
+    model_path: str,
+    prompts: Sequence,
+    max_new_tokens: int = 512,
+    batch_size: int = 16,
+    device: str | None = None,
+) -> list[str]:
+    """Greedy responses (text after the prompt, special tokens removed) for chat-message prompts."""
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(model_path, torch_dtype="auto").to(device).eval()
+    texts = [_prompt_text(tokenizer, p) for p in prompts]
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # similar lengths share a batch
+    responses = [""] * len(texts)
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(order), batch_size), desc="generating", unit="batch"):
+            idx = order[start : start + batch_size]
+            enc = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = enc.to(device)
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+            decoded = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+            for i, text in zip(idx, decoded):
+                responses[i] = text
+    return responses
+
+
+def generate_vllm(model_path: str, prompts: Sequence, max_new_tokens: int = 512, **llm_kwargs) -> list[str]:
+    """Greedy responses with vLLM (``pip install vllm``)."""
+    try:
+        from vllm import LLM, SamplingParams
+    except ImportError as exc:
+        raise ImportError("--engine vllm needs vLLM installed (pip install vllm)") from exc
+    llm = LLM(model=model_path, **llm_kwargs)
+    outputs = llm.chat(list(prompts), SamplingParams(temperature=0.0, max_tokens=max_new_tokens))
+    return [o.outputs[0].text for o in outputs]
+
+
+# ---- scoring ------------------------------------------------------------------------------------
+
+
+def score_request(ranked_ids: list[str], targets: list[str]) -> dict:
+    """Per-request metrics for a ranking cut at EVAL_K."""
+    ranks = first_ranks(ranked_ids, targets, EVAL_K)
+    return {
+        "ndcg@10": ndcg_at_k(ranked_ids, targets, 10),
+        "ndcg@100": ndcg_at_k(ranked_ids, targets, 100),
+        "recall@100": recall_at_k(ranked_ids, targets, 100),
+        "mrr": mrr(ranked_ids, targets),
+        "rank": min(ranks.values()) if ranks else None,
+    }
+
+
+def summarize(records: list[dict]) -> dict[str, dict]:
+    """``{data_source: {n, ndcg@10, ndcg@100, recall@100, format_ok}}`` plus an "all" row (means)."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        groups[r["data_source"]].append(r)
+    table = {}
+    for name, group in sorted(groups.items()) + ([("all", records)] if len(groups) > 1 else []):
+        fmt = [r["format_ok"] for r in group if r["format_ok"] is not None]
+        table[name] = {
+            "n": len(group),
+            **{m: float(np.mean([r[m] for r in group])) for m in ("ndcg@10", "ndcg@100", "recall@100")},
+            "format_ok": float(np.mean(fmt)) if fmt else None,
+        }
+    return table
+
+
+def markdown_table(table: dict[str, dict]) -> str:
+    """The summary as a markdown table (format-ok shows "-" for the no-model baseline)."""
+    lines = ["| domain | " + " | ".join(title for _, title in TABLE_COLUMNS) + " |",
+             "|---|" + "---:|" * len(TABLE_COLUMNS)]  # fmt: skip
+    for name, row in table.items():
+        cells = []
+        for key, _ in TABLE_COLUMNS:
+            value = row[key]
+            cells.append("-" if value is None else str(value) if key == "n" else f"{value:.4f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def evaluate(
+    data: str,
+    index: str,
+    retriever: str,
+    out: str,
+    model: str | None = None,
+    engine: str = "hf",
+    max_new_tokens: int = 512,
+    batch_size: int = 16,
+    limit: int | None = None,
+    device: str | None = None,
+    searcher_settings: dict | None = None,
+) -> dict[str, dict]:
+    """Run the evaluation and write its files; returns the summary table (see :func:`summarize`)."""
+    t0 = time.time()
+    rows = load_requests(data, limit)
+    if not rows:
+        raise ValueError(f"{data} has no rows")
+    print(f"[eval] {len(rows)} requests from {data}")
+    if model is None:
+        responses = [None] * len(rows)
+        queries = [r["request"] for r in rows]
+        formats = [(None, "baseline")] * len(rows)
+    else:
+        prompts = [r["prompt"] for r in rows]
+        if any(p is None for p in prompts):
+            raise ValueError(f"{data}: --model needs a 'prompt' column with chat messages")
+        if engine == "vllm":
+            responses = generate_vllm(model, prompts, max_new_tokens)
+        else:
+            responses = generate_hf(model, prompts, max_new_tokens, batch_size, device)
+        parsed = [parse_answer(text) for text in responses]
+        queries = [p.query or "" for p in parsed]
+        formats = [(p.format_ok, p.reason) for p in parsed]
+
+    searcher = load_searcher(retriever, index, **(searcher_settings or {}))
+    hits = searcher.batch_search(queries, EVAL_K)
+    os.makedirs(out, exist_ok=True)
+    records = []
+    with open(os.path.join(out, "requests.jsonl"), "w") as f:
+        for row, query, response, (format_ok, reason), row_hits in zip(rows, queries, responses, formats, hits):
+            ranked = [doc_id for doc_id, _ in row_hits]
+            record = {
+                "row": row["row"], "data_source": row["data_source"], "qid": row["extra_info"].get("qid"),
+                "query": query, "format_ok": format_ok, "reason": reason, "targets": row["targets"],
+                **score_request(ranked, row["targets"]), "top10": ranked[:10], "response": response,
+            }  # fmt: skip
+            records.append(record)
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    table = summarize(records)
+    text = markdown_table(table)
+    with open(os.path.join(out, "metrics.md"), "w") as f:
+        f.write(f"{'model ' + model if model else 'raw request as query'}; {retriever} index {index}\n\n{text}\n")
+    with open(os.path.join(out, "metrics.json"), "w") as f:
+        json.dump({"data": data, "index": index, "retriever": retriever, "model": model, "table": table,
+                   "searcher_stats": dict(searcher.stats)}, f, indent=2)  # fmt: skip
+    print(text)
+    print(f"[eval] wrote {out}/requests.jsonl, metrics.md, metrics.json in {time.time() - t0:.1f}s")
+    searcher.close()
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", required=True, help="prepared parquet file (verl row schema)")
+    parser.add_argument("--index", required=True, help="Lucene or dense index folder")
+    parser.add_argument("--retriever", required=True, choices=RETRIEVER_KINDS)
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--model", default=None, help="checkpoint folder (HF format); omit for the raw-request baseline")
+    parser.add_argument("--engine", default="hf", choices=("hf", "vllm"), help="generation engine")
+    parser.add_argument("--max-new-tokens", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=16, help="prompts per generation batch (hf)")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N rows")
+    parser.add_argument("--device", default=None, help="torch device for generation (default: cuda if available)")
+    parser.add_argument("--threads", type=int, default=None, help="search threads")
+    parser.add_argument("--jvm-heap", default=None, help="JVM max heap for BM25, e.g. 2g")
+    parser.add_argument("--query-syntax", default="bow", choices=("bow", "lucene"), help="BM25 query syntax")
+    parser.add_argument("--rec-r1-compat", action="store_true", help="wrap BM25 queries as Rec-R1 did (loses a word)")
+    args = parser.parse_args(argv)
+    settings: dict = {"threads": args.threads}
+    if args.retriever == "bm25":
+        settings.update(jvm_heap=args.jvm_heap, query_syntax=args.query_syntax, rec_r1_compat=args.rec_r1_compat)
+    try:
+        evaluate(args.data, args.index, args.retriever, args.out, args.model, args.engine, args.max_new_tokens,
+                 args.batch_size, args.limit, args.device, settings)  # fmt: skip
+    except (FileNotFoundError, ValueError, ImportError) as exc:
+        sys.exit(f"eval: {exc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Make any text an LLM writes safe to hand to a retriever.
+
+A query can hold anything: Lucene syntax, thousands of words, emoji, control characters, lone
+UTF-16 surrogates (which cannot even cross into Java), or nothing at all. :func:`clean_query`
+turns it into plain text that every backend accepts; the meaning of the words is left alone.
+"""
+from __future__ import annotations
+
+import unicodedata
+
+DEFAULT_MAX_QUERY_TERMS = 512
+DEFAULT_MAX_QUERY_CHARS = 20_000
+
+# Unicode categories that carry no searchable text: control, format (zero-width, bidi marks),
+# surrogate, private use and unassigned code points.
+_DROP_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
+
+
+def _clean_char(ch: str) -> str:
+    if ch.isspace():
+        return " "
+    if unicodedata.category(ch) in _DROP_CATEGORIES:
+        return " "
+    return ch
+
+
+def clean_query(
+    text: object,
+    max_terms: int | None = DEFAULT_MAX_QUERY_TERMS,
+    max_chars: int | None = DEFAULT_MAX_QUERY_CHARS,
+) -> str:
+    """Plain, bounded query text.
+
+    Control/format/surrogate characters become spaces, whitespace runs collapse to one space, and
+    the text is cut to its first ``max_terms`` whitespace-separated terms (``None``: no limit).
+    ``max_chars`` caps the input read first, so a megabyte of text costs nothing. ``None`` and
+    non-strings become ``""`` or ``str(text)``.
+
+    Returns:
+        The cleaned query; ``""`` when nothing searchable is left.
+    """
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        text = str(text)
+    if max_chars is not None and len(text) > max_chars:
+        text = text[:max_chars]
+    if not text.isascii() or not text.isprintable():
+        text = "".join(_clean_char(ch) for ch in text)
+    terms = text.split()
+    if max_terms is not None and len(terms) > max_terms:
+        terms = terms[: max(0, max_terms)]
+    return " ".join(terms)
+
+
+def rec_r1_wrap(query: str) -> str:
+    """Rec-R1's ``(contents:{q})`` wrapping, kept only to reproduce its numbers.
+
+    With a bag-of-words analyzer, ``contents:word`` becomes one token that matches nothing, so the
+    first word of every query is lost. Never used unless asked for (``rec_r1_compat=True``).
+    """
+    return f"(contents:{query})"

@@ -1,0 +1,105 @@
+"""One interface for the BM25 (Lucene) and dense (FAISS) retrievers, and a per-process cache.
+
+    searcher = get_searcher("bm25", "data/index/lucene", k1=1.2, b=0.75)
+    hits = searcher.batch_search(["red wool socks", "usb c cable"], k=100)
+    hits[0][:2]  # [("P000123", 14.2), ("P004711", 12.9)]
+
+``get_searcher`` loads a searcher once per process for each (kind, index path, settings) and hands
+the same object back afterwards: the reward calls it hundreds of times per training step.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Sequence
+
+RETRIEVER_KINDS = ("bm25", "dense")
+
+Hit = tuple[str, float]
+
+
+class Searcher(ABC):
+    """A retriever over a product catalog.
+
+    Subclasses implement :meth:`batch_search`; it must accept any text (see
+    :func:`recr1.retrieval.query_text.clean_query`) and never raise because of a query.
+    ``stats`` counts events worth reporting (query fallbacks, queries that failed to run).
+    """
+
+    kind: str = ""
+
+    def __init__(self):
+        self.stats: Counter[str] = Counter()
+
+    @abstractmethod
+    def batch_search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+        """Rank the catalog for each query.
+
+        Args:
+            queries: n query strings (duplicates are searched once).
+            k: hits to return per query.
+
+        Returns:
+            n lists of up to k ``(doc_id, score)`` pairs, best first; ``[]`` for an empty query.
+        """
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        """Hits for one query (see :meth:`batch_search`)."""
+        return self.batch_search([query], k)[0]
+
+    @property
+    @abstractmethod
+    def num_docs(self) -> int:
+        """Number of documents in the index."""
+
+    def close(self) -> None:
+        """Release threads and files; the searcher is unusable afterwards."""
+
+
+def load_searcher(kind: str, index: str | os.PathLike, **settings) -> Searcher:
+    """A new searcher of ``kind`` ("bm25" or "dense") over the index folder ``index``.
+
+    ``settings`` go to :class:`~recr1.retrieval.lucene_searcher.LuceneSearcher` (k1, b,
+    query_syntax, max_query_terms, dedup_terms, rec_r1_compat, threads, jvm_heap) or
+    :class:`~recr1.retrieval.dense_searcher.DenseSearcher` (encoder, pooling, device, threads,
+    ef_search, batch_size, max_query_terms).
+    """
+    if kind not in RETRIEVER_KINDS:
+        raise ValueError(f"unknown retriever kind {kind!r}; expected one of {list(RETRIEVER_KINDS)}")
+    if index is None or not os.path.isdir(index):
+        raise FileNotFoundError(f"{kind} index folder not found: {index}")
+    if kind == "bm25":
+        from recr1.retrieval.lucene_searcher import LuceneSearcher
+
+        return LuceneSearcher(index, **settings)
+    from recr1.retrieval.dense_searcher import DenseSearcher
+
+    return DenseSearcher(index, **settings)
+
+
+_cache: dict[tuple, Searcher] = {}
+_cache_lock = threading.Lock()
+
+
+def _cache_key(kind: str, index: str | os.PathLike, settings: dict) -> tuple:
+    return (kind, os.path.realpath(index), tuple(sorted((k, repr(v)) for k, v in settings.items())))
+
+
+def get_searcher(kind: str, index: str | os.PathLike, **settings) -> Searcher:
+    """The process-wide searcher for (kind, index path, settings), loaded on first use."""
+    key = _cache_key(kind, index, settings)
+    with _cache_lock:
+        searcher = _cache.get(key)
+        if searcher is None:
+            searcher = _cache[key] = load_searcher(kind, index, **settings)
+        return searcher
+
+
+def clear_searcher_cache() -> None:
+    """Close and forget every cached searcher (tests, or before re-building an index in place)."""
+    with _cache_lock:
+        for searcher in _cache.values():
+            searcher.close()
+        _cache.clear()

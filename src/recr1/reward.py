@@ -1,0 +1,237 @@
+"""The Rec-R1 reward: format check, one batched retrieval, NDCG of the target products.
+
+A response is well formed when it reads ``<think>…</think><answer>{"query": "…"}</answer>``
+(each tag once, in that order; when the prompt pre-fills ``<think>``, a response that starts after
+it is accepted too) and the last ``<answer>`` holds a JSON object whose ``query`` is a string (or
+a number). Scores, with Rec-R1's defaults (all configurable):
+
+    bad format                          -> format_penalty (-2.0)
+    good format, a target in the top k  -> format_bonus (0.1) + NDCG@k
+    good format, no target in the top k -> 0.0          (also for an empty query)
+
+k is ``k_train`` (1000) for training data sources and ``k_eval`` (100) for val/test ones.
+
+``compute_score_batch`` is what verl's batch reward manager calls: it parses every response,
+searches each distinct query once, and scores every sample against its own targets.
+``compute_score`` is the per-sample form for reward managers that call one sample at a time.
+The retriever comes from keyword arguments (``retriever``, ``index`` and searcher settings, passed
+by the trainer from ``custom_reward_function.reward_kwargs``), else from the environment variables
+``RECR1_RETRIEVER`` (bm25|dense) and ``RECR1_INDEX``; it is loaded once per process.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from recr1.metrics import first_ranks, ndcg_at_k
+from recr1.retrieval.query_text import clean_query
+from recr1.retrieval.searcher import Searcher, get_searcher
+
+FORMAT_BONUS = 0.1
+FORMAT_PENALTY = -2.0
+MISS_SCORE = 0.0
+K_TRAIN = 1000
+K_EVAL = 100
+
+# Reasons a sample gets the score it gets; format failures first, in the order they are checked.
+FORMAT_REASONS = ("not_text", "no_answer", "bad_json", "no_query", "query_not_text", "bad_tags")
+SCORED_REASONS = ("hit", "miss", "empty_query")
+
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+_EVAL_SOURCE = re.compile(r"(?:^|[^a-z])(val|valid|validation|test|eval|dev)(?:[^a-z]|$)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ParsedAnswer:
+    """What a response says: its query (None when there is none) and whether its format is good."""
+
+    query: str | None
+    format_ok: bool
+    reason: str  # "ok" or one of FORMAT_REASONS
+
+
+def _tags_in_order(text: str, accept_prefilled_think: bool) -> bool:
+    counts = {tag: text.count(tag) for tag in _TAGS}
+    positions = {tag: text.find(tag) for tag in _TAGS}
+    if accept_prefilled_think and counts["<think>"] == 0 and counts["</think>"] == 1:
+        counts["<think>"], positions["<think>"] = 1, -1  # the prompt ended with "<think>"
+    if any(count != 1 for count in counts.values()):
+        return False
+    order = [positions[tag] for tag in _TAGS]
+    return order == sorted(order)
+
+
+def _query_value(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def parse_answer(solution_str: Any, accept_prefilled_think: bool = True) -> ParsedAnswer:
+    """Read the query from the last ``<answer>…</answer>`` of a response and check its format.
+
+    Args:
+        solution_str: the response text alone (what verl's reward managers pass).
+        accept_prefilled_think: a response with no ``<think>`` but one ``</think>`` counts as if it
+            started with ``<think>`` (for prompts that end with it).
+
+    Returns:
+        ParsedAnswer. ``query`` is set whenever the last answer holds JSON with a usable ``query``,
+        even if the tags around it are malformed (the evaluation scores it anyway).
+    """
+    if not isinstance(solution_str, str):
+        return ParsedAnswer(None, False, "not_text")
+    answers = _ANSWER.findall(solution_str)
+    if not answers:
+        return ParsedAnswer(None, False, "no_answer")
+    try:
+        data = json.loads(answers[-1].strip())
+    except (json.JSONDecodeError, RecursionError):
+        return ParsedAnswer(None, False, "bad_json")
+    if not isinstance(data, dict) or "query" not in data:
+        return ParsedAnswer(None, False, "no_query")
+    query = _query_value(data["query"])
+    if query is None:
+        return ParsedAnswer(None, False, "query_not_text")
+    if not _tags_in_order(solution_str, accept_prefilled_think):
+        return ParsedAnswer(query, False, "bad_tags")
+    return ParsedAnswer(query, True, "ok")
+
+
+def targets_from_ground_truth(ground_truth: Any, where: str = "ground_truth") -> list[str]:
+    """The target item ids of a sample, as strings.
+
+    Accepts verl's ``{"target": [ids]}`` (or ``"targets"``), a bare list/array of ids, or one id.
+
+    Raises:
+        ValueError: no target ids (a data problem, not an LLM one); the message names ``where``.
+    """
+    value = ground_truth
+    if isinstance(ground_truth, dict):
+        key = "target" if "target" in ground_truth else "targets" if "targets" in ground_truth else None
+        if key is None:
+            raise ValueError(f"{where}: no 'target' key in {ground_truth!r:.200}")
+        value = ground_truth[key]
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        targets = [str(value)]
+    elif value is not None and hasattr(value, "__iter__") and not isinstance(value, (dict, bytes)):
+        targets = [str(t) for t in value if t is not None and str(t) != ""]
+    else:
+        targets = []
+    if not targets:
+        raise ValueError(f"{where}: no target ids in {ground_truth!r:.200}")
+    return targets
+
+
+def is_eval_source(data_source: str, extra_info: dict | None = None) -> bool:
+    """True for validation/test data (``amazon_c4_val``, ``amazon_c4_Baby_test``, ``split: test``)."""
+    split = (extra_info or {}).get("split") if isinstance(extra_info, dict) else None
+    if isinstance(split, str) and split:
+        return split.lower() != "train"
+    return bool(_EVAL_SOURCE.search(str(data_source)))
+
+
+def resolve_searcher(retriever: str | None = None, index: str | None = None, **settings) -> Searcher:
+    """The process-wide searcher: arguments first, then ``$RECR1_RETRIEVER`` / ``$RECR1_INDEX``."""
+    kind = retriever or os.environ.get("RECR1_RETRIEVER") or "bm25"
+    index = index or os.environ.get("RECR1_INDEX")
+    if not index:
+        raise ValueError("the reward needs a retrieval index: pass index=... (reward_kwargs) or set RECR1_INDEX")
+    return get_searcher(kind, index, **settings)
+
+
+def compute_score_batch(
+    data_sources: Sequence[str],
+    solution_strs: Sequence[str],
+    ground_truths: Sequence[Any],
+    extra_infos: Sequence[dict | None] | None = None,
+    *,
+    retriever: str | None = None,
+    index: str | None = None,
+    searcher: Searcher | None = None,
+    k_train: int = K_TRAIN,
+    k_eval: int = K_EVAL,
+    format_bonus: float = FORMAT_BONUS,
+    format_penalty: float = FORMAT_PENALTY,
+    miss_score: float = MISS_SCORE,
+    accept_prefilled_think: bool = True,
+    **searcher_settings,
+) -> list[dict]:
+    """Score a batch of n responses with one retrieval call per distinct k.
+
+    Args:
+        data_sources, solution_strs, ground_truths, extra_infos: n entries each (extra_infos may be None).
+        retriever, index, searcher_settings: which searcher to use (see :func:`resolve_searcher`);
+            or pass a ready ``searcher``.
+        k_train, k_eval: NDCG cut-off for training and for val/test sources.
+        format_bonus, format_penalty, miss_score: reward shaping (Rec-R1: 0.1, -2.0, 0.0).
+        accept_prefilled_think: see :func:`parse_answer`.
+
+    Returns:
+        n dicts with ``score`` (float), ``ndcg`` (float), ``rank`` (1-based rank of the best target
+        within the top k, or None), ``format_ok`` (bool), ``reason`` (FORMAT_REASONS or
+        "hit"/"miss"/"empty_query"), ``query`` (the parsed query or None) and ``k``.
+    """
+    n = len(solution_strs)
+    if len(data_sources) != n or len(ground_truths) != n or (extra_infos is not None and len(extra_infos) != n):
+        raise ValueError(
+            f"batch lengths differ: {len(data_sources)} data_sources, {n} solution_strs, "
+            f"{len(ground_truths)} ground_truths, {None if extra_infos is None else len(extra_infos)} extra_infos"
+        )
+    extra_infos = extra_infos if extra_infos is not None else [None] * n
+    targets = [targets_from_ground_truth(gt, f"sample {i} ground_truth") for i, gt in enumerate(ground_truths)]
+    ks = [k_eval if is_eval_source(ds, ei) else k_train for ds, ei in zip(data_sources, extra_infos)]
+    parsed = [parse_answer(s, accept_prefilled_think) for s in solution_strs]
+    queries = [clean_query(p.query, max_terms=None) if p.format_ok else "" for p in parsed]
+
+    # One search per distinct (query, k): the largest k any sample needs for that query.
+    k_needed: dict[str, int] = {}
+    for query, k in zip(queries, ks):
+        if query:
+            k_needed[query] = max(k, k_needed.get(query, 0))
+    ranked: dict[str, list[str]] = {}
+    if k_needed:
+        searcher = searcher or resolve_searcher(retriever, index, **searcher_settings)
+        for k in sorted(set(k_needed.values())):
+            batch = [q for q, kq in k_needed.items() if kq == k]
+            for query, hits in zip(batch, searcher.batch_search(batch, k)):
+                ranked[query] = [doc_id for doc_id, _ in hits]
+
+    results = []
+    for p, query, k, sample_targets in zip(parsed, queries, ks, targets):
+        result = {"score": float(format_penalty), "ndcg": 0.0, "rank": None, "format_ok": p.format_ok,
+                  "reason": p.reason, "query": p.query, "k": k}  # fmt: skip
+        if p.format_ok:
+            if not query:
+                result.update(score=float(miss_score), reason="empty_query")
+            else:
+                ids = ranked[query][:k]
+                ndcg = ndcg_at_k(ids, sample_targets, k)
+                ranks = first_ranks(ids, sample_targets, k)
+                hit = ndcg > 0
+                result.update(
+                    score=float(format_bonus + ndcg) if hit else float(miss_score),
+                    ndcg=ndcg,
+                    rank=min(ranks.values()) if ranks else None,
+                    reason="hit" if hit else "miss",
+                )
+        results.append(result)
+    return results
+
+
+def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: Any,
+    extra_info: dict | None = None,
+    **kwargs,
+) -> dict:
+    """verl's per-sample reward function: one sample through :func:`compute_score_batch`."""
+    return compute_score_batch([data_source], [solution_str], [ground_truth], [extra_info], **kwargs)[0]

@@ -1,0 +1,199 @@
+"""The Rec-R1 reward, case by case, against the real tiny Lucene index."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from recr1.reward import (
+    FORMAT_REASONS,
+    compute_score,
+    compute_score_batch,
+    is_eval_source,
+    parse_answer,
+    resolve_searcher,
+    targets_from_ground_truth,
+)
+from recr1.retrieval.searcher import Searcher
+
+
+def respond(query: str, think: str = "the shopper wants this") -> str:
+    return f"<think>{think}</think><answer>{json.dumps({'query': query})}</answer>"
+
+
+GT_RED = {"target": ["shoe-red"]}
+
+
+# ---- parsing ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "response, query, format_ok, reason",
+    [
+        (respond("red shoes"), "red shoes", True, "ok"),
+        ('<think>a</think>\n<answer>\n  {"query": "red shoes", "note": 1}\n</answer>\n', "red shoes", True, "ok"),
+        ('pre-filled think ends here</think><answer>{"query": "q"}</answer>', "q", True, "ok"),
+        ('<think>a</think><answer>{"query": 42}</answer>', "42", True, "ok"),
+        ('<think>a</think><answer>{"query": ""}</answer>', "", True, "ok"),
+        ("no tags at all", None, False, "no_answer"),
+        ("<think>a</think><answer>red shoes</answer>", None, False, "bad_json"),
+        ('<think>a</think><answer>{"q": "red"}</answer>', None, False, "no_query"),
+        ('<think>a</think><answer>["query"]</answer>', None, False, "no_query"),
+        ('<think>a</think><answer>{"query": ["red", "shoes"]}</answer>', None, False, "query_not_text"),
+        ('<think>a</think><answer>{"query": null}</answer>', None, False, "query_not_text"),
+        ('<answer>{"query": "red"}</answer><think>a</think>', "red", False, "bad_tags"),
+        ('<answer>{"query": "no think"}</answer>', "no think", False, "bad_tags"),
+        ('<think>a</think><think>b</think><answer>{"query": "x"}</answer>', "x", False, "bad_tags"),
+        ('<think>a</think><answer>{"query": "first"}</answer><answer>{"query": "last"}</answer>', "last", False, "bad_tags"),
+        ('<think>a</think><answer>{"query": "unclosed"}', None, False, "no_answer"),
+        (None, None, False, "not_text"),
+    ],
+)
+def test_parse_answer(response, query, format_ok, reason):
+    parsed = parse_answer(response)
+    assert (parsed.query, parsed.format_ok, parsed.reason) == (query, format_ok, reason)
+
+
+def test_prefilled_think_can_be_refused():
+    assert not parse_answer('x</think><answer>{"query": "q"}</answer>', accept_prefilled_think=False).format_ok
+
+
+def test_ground_truth_shapes():
+    assert targets_from_ground_truth({"target": np.array(["a", "b"], dtype=object)}) == ["a", "b"]
+    assert targets_from_ground_truth({"targets": [1, 2]}) == ["1", "2"]
+    assert targets_from_ground_truth("a") == ["a"]
+    with pytest.raises(ValueError, match="sample 3"):
+        targets_from_ground_truth({"target": []}, "sample 3")
+    with pytest.raises(ValueError, match="no 'target' key"):
+        targets_from_ground_truth({"label": "a"})
+
+
+def test_eval_sources():
+    assert not is_eval_source("amazon_c4_train")
+    assert is_eval_source("amazon_c4_val") and is_eval_source("amazon_c4_Baby_test") and is_eval_source("esci-test")
+    assert not is_eval_source("interval_data") and not is_eval_source("latest_items")
+    assert is_eval_source("anything", {"split": "test"}) and not is_eval_source("x_test", {"split": "train"})
+
+
+# ---- scoring ------------------------------------------------------------------------------------
+
+
+def test_hit_at_rank_one(bm25_searcher):
+    [result] = compute_score_batch(["amazon_c4_train"], [respond("red leather shoes")], [GT_RED], searcher=bm25_searcher)
+    assert result == {"score": pytest.approx(1.1), "ndcg": 1.0, "rank": 1, "format_ok": True, "reason": "hit",
+                      "query": "red leather shoes", "k": 1000}  # fmt: skip
+
+
+def test_hit_lower_down_earns_its_discount(bm25_searcher):
+    [result] = compute_score_batch(["amazon_c4_train"], [respond("brass compass")], [{"target": ["tie-z"]}],
+                                   searcher=bm25_searcher)  # fmt: skip
+    assert result["rank"] == 3
+    assert result["ndcg"] == pytest.approx(1 / math.log2(4))
+    assert result["score"] == pytest.approx(0.1 + 0.5)
+
+
+def test_k_depends_on_the_split(bm25_searcher):
+    # tie-z ranks 3rd: inside k_train=3, outside k_eval=2.
+    results = compute_score_batch(
+        ["amazon_c4_train", "amazon_c4_val", "amazon_c4_Baby_test"],
+        [respond("brass compass")] * 3,
+        [{"target": ["tie-z"]}] * 3,
+        searcher=bm25_searcher, k_train=3, k_eval=2,
+    )  # fmt: skip
+    assert [r["k"] for r in results] == [3, 2, 2]
+    assert [r["reason"] for r in results] == ["hit", "miss", "miss"]
+    assert [r["score"] for r in results] == [pytest.approx(0.6), 0.0, 0.0]
+    assert results[1]["rank"] is None
+
+
+def test_miss_empty_query_and_bad_format(bm25_searcher):
+    results = compute_score_batch(
+        ["amazon_c4_train"] * 4,
+        [respond("organic tea"), respond(""), respond("\x00 \u200b"), "I refuse to answer"],
+        [GT_RED] * 4,
+        searcher=bm25_searcher,
+    )
+    assert [(r["score"], r["ndcg"], r["format_ok"], r["reason"]) for r in results] == [
+        (0.0, 0.0, True, "miss"), (0.0, 0.0, True, "empty_query"), (0.0, 0.0, True, "empty_query"),
+        (-2.0, 0.0, False, "no_answer"),
+    ]  # fmt: skip
+
+
+def test_several_targets_and_constants(bm25_searcher):
+    [result] = compute_score_batch(["amazon_c4_train"], [respond("running shoes")],
+                                   [{"target": ["shoe-red", "shoe-blue", "shoe-red"]}], searcher=bm25_searcher,
+                                   format_bonus=0.5, format_penalty=-1.0)  # fmt: skip
+    assert result["ndcg"] == pytest.approx(1.0) and result["score"] == pytest.approx(1.5)
+    [bad] = compute_score_batch(["x"], ["<answer>oops</answer>"], [GT_RED], searcher=bm25_searcher, format_penalty=-1.0)
+    assert bad["score"] == -1.0
+
+
+class CountingSearcher(Searcher):
+    """The real searcher, recording what it is asked."""
+
+    kind = "bm25"
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.calls = inner, []
+
+    def batch_search(self, queries, k):
+        self.calls.append((list(queries), k))
+        return self.inner.batch_search(queries, k)
+
+    @property
+    def num_docs(self):
+        return self.inner.num_docs
+
+
+def test_one_search_over_the_unique_queries_of_a_grpo_group(bm25_searcher):
+    spy = CountingSearcher(bm25_searcher)
+    responses = [respond("red shoes"), respond("red  shoes"), respond("socks"), "garbage", respond("tea")] * 4
+    results = compute_score_batch(["amazon_c4_train"] * 20, responses, [GT_RED] * 20, searcher=spy)
+    assert len(spy.calls) == 1
+    queries, k = spy.calls[0]
+    assert sorted(queries) == ["red shoes", "socks", "tea"] and k == 1000
+    assert [r["reason"] for r in results[:5]] == ["hit", "hit", "miss", "no_answer", "miss"]
+    assert results[0] == results[5] == results[10]
+
+
+def test_batch_equals_per_sample(bm25_searcher):
+    sources = ["amazon_c4_train", "amazon_c4_val", "amazon_c4_train"]
+    responses = [respond("steel knife"), respond("red shoes"), "nothing"]
+    truths = [{"target": ["knife-steel"]}, GT_RED, GT_RED]
+    batch = compute_score_batch(sources, responses, truths, [{}, None, {}], searcher=bm25_searcher)
+    single = [compute_score(s, r, t, searcher=bm25_searcher) for s, r, t in zip(sources, responses, truths)]
+    assert batch == single
+
+
+def test_searcher_from_kwargs_or_environment_is_loaded_once(lucene_index_dir, bm25_searcher, monkeypatch):
+    assert resolve_searcher("bm25", lucene_index_dir) is bm25_searcher
+    monkeypatch.setenv("RECR1_RETRIEVER", "bm25")
+    monkeypatch.setenv("RECR1_INDEX", lucene_index_dir)
+    assert resolve_searcher() is bm25_searcher
+    result = compute_score("amazon_c4_train", respond("red leather shoes"), GT_RED)
+    assert result["score"] == pytest.approx(1.1)
+    monkeypatch.delenv("RECR1_INDEX")
+    with pytest.raises(ValueError, match="RECR1_INDEX"):
+        compute_score("amazon_c4_train", respond("red"), GT_RED)
+
+
+def test_mismatched_batch_lengths_are_named(bm25_searcher):
+    with pytest.raises(ValueError, match="2 data_sources, 1 solution_strs"):
+        compute_score_batch(["a", "b"], ["x"], [GT_RED], searcher=bm25_searcher)
+
+
+def test_adversarial_responses_are_all_scored(bm25_searcher, adversarial_queries):
+    responses = [f"<think>t</think><answer>{json.dumps({'query': q})}</answer>" for q in adversarial_queries]
+    responses += [
+        "<think></think><answer>{" * 1000, "<answer>" + "[" * 100_000 + "</answer>", "</think>" * 5,
+        "<think>" + "x" * 200_000 + "</think><answer>{\"query\": \"red shoes\"}</answer>",
+        '<think>a</think><answer>{"query": "\\ud800"}</answer>', '<think>a</think><answer>{"query": 1e999}</answer>',
+        "", "\x00" * 100, "<answer></answer>", '<think>a</think><answer>{"query": "red", "query": {}}</answer>',
+    ]  # fmt: skip
+    results = compute_score_batch(["amazon_c4_train"] * len(responses), responses, [GT_RED] * len(responses),
+                                  searcher=bm25_searcher)  # fmt: skip
+    for response, result in zip(responses, results):
+        assert isinstance(result["score"], float) and math.isfinite(result["score"]), response[:60]
+        assert result["reason"] in FORMAT_REASONS + ("hit", "miss", "empty_query")
+        assert (result["score"] == -2.0) == (not result["format_ok"])
