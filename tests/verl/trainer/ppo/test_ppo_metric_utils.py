@@ -1,0 +1,63 @@
+"""verl/trainer/ppo/metric_utils.py and seqlen_balancing.py on a hand-made batch."""
+import pytest
+import torch
+
+from verl.protocol import DataProto
+from verl.trainer.ppo.metric_utils import (compute_data_metrics, compute_reward_extra_metrics,
+                                           compute_throughout_metrics, compute_timing_metrics,
+                                           process_validation_metrics, reduce_metrics)
+from verl.trainer.ppo.seqlen_balancing import balance_order, balanced_partitions
+
+
+def finished_batch():
+    # 2 samples, prompt length 2 (one left pad), response length 3 (lengths 3 and 1)
+    attention_mask = torch.tensor([[0, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    response_mask = attention_mask[:, 2:]
+    scores = torch.tensor([[0.0, 0.0, 1.0], [0.5, 0.0, 0.0]])
+    return DataProto.from_dict(tensors={
+        "responses": torch.zeros(2, 3, dtype=torch.long), "attention_mask": attention_mask,
+        "response_mask": response_mask, "token_level_scores": scores, "token_level_rewards": scores - 0.1,
+        "advantages": torch.tensor([[1.0, 1.0, 1.0], [-1.0, 9.0, 9.0]]),
+        "returns": torch.tensor([[1.0, 1.0, 1.0], [0.5, 9.0, 9.0]]),
+        "values": torch.tensor([[0.5, 0.5, 0.5], [0.5, 9.0, 9.0]])})
+
+
+def test_data_metrics_use_verl_names_and_mask_padding():
+    m = compute_data_metrics(finished_batch(), use_critic=True)
+    assert m["critic/score/mean"] == pytest.approx(0.75)
+    assert m["critic/rewards/mean"] == pytest.approx(0.45)
+    assert m["critic/advantages/max"] == 1.0 and m["critic/advantages/min"] == -1.0  # 9.0 is padding
+    assert m["response_length/mean"] == 2.0 and m["response_length/clip_ratio"] == 0.5
+    assert m["prompt_length/max"] == 2 and m["prompt_length/min"] == 1
+    assert "critic/vf_explained_var" in m and m["critic/values/max"] == 0.5
+
+
+def test_timing_and_throughput():
+    batch = finished_batch()
+    batch.meta_info["global_token_num"] = [4, 3]
+    timing = {"gen": 0.5, "update_actor": 1.0, "step": 2.0}
+    t = compute_timing_metrics(batch, timing)
+    assert t["timing_s/gen"] == 0.5 and t["timing_per_token_ms/gen"] == pytest.approx(0.5 * 1000 / 4)
+    p = compute_throughout_metrics(batch, timing, n_gpus=2)
+    assert p["perf/total_num_tokens"] == 7 and p["perf/throughput"] == pytest.approx(7 / 4)
+
+
+def test_reduce_extra_and_validation_metrics():
+    assert reduce_metrics({"actor/pg_loss": [1.0, 3.0], "actor/lr": 0.1}) == {"actor/pg_loss": 2.0, "actor/lr": 0.1}
+    extra = compute_reward_extra_metrics({"ndcg": [0.5, 1.0, None], "reason": ["ok", "bad_json", "ok"]})
+    assert extra == {"reward/ndcg/mean": 0.75, "reward/reason/ok": 2.0, "reward/reason/bad_json": 1.0}
+    val = process_validation_metrics(["a", "b", "a"], [1.0, 0.0, 0.0], {"ndcg": [1.0, 0.2, 0.0]})
+    assert val == {"val-core/a/reward/mean": 0.5, "val-aux/a/ndcg/mean": 0.5,
+                   "val-core/b/reward/mean": 0.0, "val-aux/b/ndcg/mean": 0.2}
+
+
+def test_balanced_partitions_have_equal_sizes_and_close_sums():
+    lengths = [10, 9, 8, 7, 1, 2, 3, 4]  # rank 0 would get 34 tokens, rank 1 only 10
+    groups = balanced_partitions(lengths, 2)
+    assert sorted(i for g in groups for i in g) == list(range(8)) and all(len(g) == 4 for g in groups)
+    sums = [sum(lengths[i] for i in g) for g in groups]
+    assert abs(sums[0] - sums[1]) <= 2
+    order, m = balance_order(torch.tensor([[1] * n + [0] * (10 - n) for n in lengths]), 2)
+    assert m["global_seqlen/minmax_diff"] == 24
+    assert m["global_seqlen/balanced_max"] - m["global_seqlen/balanced_min"] <= 2
+    assert order[:4] == groups[0] or order[:4] == groups[1]

@@ -1,0 +1,85 @@
+"""``python -m verl.trainer.main_ppo key=value ...``: PPO / GRPO training with configs/ppo_trainer.yaml.
+
+The config is checked before any worker starts (config_check). Heavy imports (torch, transformers, ray)
+happen only after that, so a typo is reported in about a second.
+"""
+from __future__ import annotations
+
+import os
+import random
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from verl.trainer.config_check import (CONFIG_DIR, PPO_SCHEMA_PATH, ConfigError, check_cli_overrides, compose_config,
+                                       load_schema, rewrite_overrides, validate_config)
+
+
+def load_config(overrides: list[str] | None = None, config_name: str = "ppo_trainer",
+                config_dir: str = CONFIG_DIR) -> DictConfig:
+    """Compose a config like the command line would (same override rules), without running anything.
+
+    Raises ConfigError for unknown override keys; call validate_config on the result for the rest.
+    """
+    base = compose_config(config_name, config_dir=config_dir)
+    return compose_config(config_name, rewrite_overrides(list(overrides or []), base, load_schema()), config_dir)
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_tokenizer(config: DictConfig):
+    """The actor's tokenizer (or ``data.tokenizer``), with pad falling back to eos as in verl."""
+    from verl.workers.sharding import load_tokenizer as load_hf_tokenizer
+
+    path = config.data.tokenizer or config.actor_rollout_ref.model.path
+    return load_hf_tokenizer(os.path.expanduser(str(path)), bool(config.actor_rollout_ref.model.trust_remote_code))
+
+
+def run_ppo(config: DictConfig, role_worker_mapping: dict | None = None) -> dict:
+    """Validate ``config``, build tokenizer, reward functions and trainer, and train.
+
+    Returns the last step's metrics. Raises ConfigError before starting any worker if the config is bad.
+    """
+    validate_config(config)
+    seed_everything(int(config.trainer.seed))
+    from verl.trainer.ppo.ray_trainer import RayPPOTrainer
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    tokenizer = load_tokenizer(config)
+    reward_fn = load_reward_manager(config, tokenizer, num_examine=int(config.reward_model.num_examine))
+    val_reward_fn = load_reward_manager(config, tokenizer, num_examine=int(config.reward_model.val_num_examine))
+    trainer = RayPPOTrainer(config, tokenizer, reward_fn, val_reward_fn, role_worker_mapping=role_worker_mapping)
+    trainer.init_workers()
+    return trainer.fit()
+
+
+@hydra.main(config_path=CONFIG_DIR, config_name="ppo_trainer", version_base=None)
+def _hydra_main(config: DictConfig) -> None:
+    try:
+        run_ppo(config)
+    except ConfigError as e:
+        print(f"\n{e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    """Check the overrides (clear errors for unknown keys, old `+key=` forms fixed up), then run hydra."""
+    try:
+        argv = check_cli_overrides(sys.argv[1:], "ppo_trainer", PPO_SCHEMA_PATH)
+    except ConfigError as e:
+        print(str(e), file=sys.stderr)
+        sys.exit(2)
+    sys.argv = [sys.argv[0], *argv]
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Metrics of one PPO step, with verl's names (critic/score/mean, response_length/mean, timing_s/gen, ...)."""
+from __future__ import annotations
+
+import contextlib
+import numbers
+import resource
+import sys
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+import numpy as np
+import torch
+
+from verl.protocol import DataProto
+
+
+@contextlib.contextmanager
+def timer(name: str, timing_raw: dict[str, float]):
+    """Add the wall time of the block to ``timing_raw[name]`` (seconds)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timing_raw[name] = timing_raw.get(name, 0.0) + time.perf_counter() - start
+
+
+def reduce_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """Mean of each metric's values (workers return lists, one entry per micro-batch or rank)."""
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, torch.Tensor):
+            value = value.detach().float().cpu().numpy()
+        arr = np.asarray(value, dtype=np.float64).ravel()
+        if arr.size:
+            out[key] = float(np.mean(arr))
+    return out
+
+
+def _stats(prefix: str, values: torch.Tensor) -> dict[str, float]:
+    if values.numel() == 0:
+        return {}
+    values = values.float()
+    return {f"{prefix}/mean": values.mean().item(), f"{prefix}/max": values.max().item(),
+            f"{prefix}/min": values.min().item()}
+
+
+def _masked(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return values[mask.bool()]
+
+
+def compute_data_metrics(batch: DataProto, use_critic: bool = True) -> dict[str, float]:
+    """Scores, rewards, advantages, returns, values and lengths of a finished step's batch.
+
+    Needs batch keys token_level_scores, token_level_rewards, advantages, returns [B, R], responses [B, R],
+    attention_mask [B, P+R], response_mask [B, R]; values [B, R] when ``use_critic``.
+    """
+    b = batch.batch
+    response_len = b["responses"].shape[-1]
+    response_mask = b["response_mask"].bool() if "response_mask" in b.keys() \
+        else b["attention_mask"][:, -response_len:].bool()
+    prompt_mask = b["attention_mask"][:, :-response_len].bool()
+    max_prompt_len = prompt_mask.shape[-1]
+    prompt_length = prompt_mask.sum(-1).float()
+    response_length = response_mask.sum(-1).float()
+
+    metrics: dict[str, float] = {}
+    metrics.update(_stats("critic/score", b["token_level_scores"].sum(-1)))
+    metrics.update(_stats("critic/rewards", b["token_level_rewards"].sum(-1)))
+    metrics.update(_stats("critic/advantages", _masked(b["advantages"], response_mask)))
+    metrics.update(_stats("critic/returns", _masked(b["returns"], response_mask)))
+    if use_critic and "values" in b.keys():
+        values = _masked(b["values"], response_mask)
+        returns = _masked(b["returns"], response_mask)
+        metrics.update(_stats("critic/values", values))
+        var_returns = torch.var(returns)
+        metrics["critic/vf_explained_var"] = (1.0 - torch.var(returns - values) / (var_returns + 1e-5)).item()
+    metrics.update(_stats("response_length", response_length))
+    metrics["response_length/clip_ratio"] = (response_length == response_len).float().mean().item()
+    metrics.update(_stats("prompt_length", prompt_length))
+    metrics["prompt_length/clip_ratio"] = (prompt_length == max_prompt_len).float().mean().item()
+    return metrics
+
+
+def compute_timing_metrics(batch: DataProto, timing_raw: dict[str, float]) -> dict[str, float]:
+    """timing_s/<name> for every timed section, and timing_per_token_ms/<name> where the token count is known."""
+    b = batch.batch
+    response_len = b["responses"].shape[-1]
+    n_prompt = b["attention_mask"][:, :-response_len].sum().item()
+    n_response = b["attention_mask"][:, -response_len:].sum().item()
+    tokens = {"gen": n_response, **{name: n_prompt + n_response for name in
+                                    ("ref", "values", "adv", "update_critic", "update_actor", "old_log_prob")}}
+    metrics = {f"timing_s/{name}": sec for name, sec in timing_raw.items()}
+    for name, count in tokens.items():
+        if name in timing_raw and count > 0:
+            metrics[f"timing_per_token_ms/{name}"] = timing_raw[name] * 1000 / count
+    return metrics
+
+
+def compute_throughout_metrics(batch: DataProto, timing_raw: dict[str, float], n_gpus: int) -> dict[str, float]:
+    """perf/total_num_tokens, perf/time_per_step, perf/throughput (tokens per second per rank).
+
+    (verl's name keeps the typo 'throughout'.)
+    """
+    total_tokens = int(sum(batch.meta_info.get("global_token_num", [])) or batch.batch["attention_mask"].sum().item())
+    step_time = timing_raw["step"]
+    return {"perf/total_num_tokens": total_tokens, "perf/time_per_step": step_time,
+            "perf/throughput": total_tokens / (step_time * max(n_gpus, 1))}
+
+
+def compute_memory_metrics() -> dict[str, float]:
+    """Peak memory of this process: perf/max_memory_allocated_gb on CUDA; perf/cpu_peak_rss_gb always."""
+    metrics = {}
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    metrics["perf/cpu_peak_rss_gb"] = peak_kb / (1024 ** 3 if sys.platform == "darwin" else 1024 ** 2)
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        metrics["perf/max_memory_allocated_gb"] = torch.cuda.max_memory_allocated() / 1024 ** 3
+        metrics["perf/max_memory_reserved_gb"] = torch.cuda.max_memory_reserved() / 1024 ** 3
+    return metrics
+
+
+def compute_reward_extra_metrics(extra_info: dict[str, list], prefix: str = "reward") -> dict[str, float]:
+    """Metrics from the extra keys a scorer returns: numbers -> ``<prefix>/<key>/mean``; strings (e.g. a failure
+    reason) -> ``<prefix>/<key>/<value>`` = how many samples had that value."""
+    metrics: dict[str, float] = {}
+    for key, values in extra_info.items():
+        present = [v for v in values if v is not None]
+        numbers_ = [float(v) for v in present if isinstance(v, (numbers.Number, np.number)) or isinstance(v, bool)]
+        if numbers_ and len(numbers_) == len(present):
+            metrics[f"{prefix}/{key}/mean"] = float(np.mean(numbers_))
+        else:
+            for value, count in Counter(str(v) for v in present).items():
+                metrics[f"{prefix}/{key}/{value}"] = float(count)
+    return metrics
+
+
+def process_validation_metrics(data_sources: list[str], scores: list[float],
+                               extra_info: dict[str, list] | None = None) -> dict[str, float]:
+    """Per-data_source validation means: ``val-core/<data_source>/reward/mean`` and, for numeric scorer
+    extras, ``val-aux/<data_source>/<key>/mean``."""
+    by_source: dict[str, list[int]] = defaultdict(list)
+    for i, source in enumerate(data_sources):
+        by_source[str(source)].append(i)
+    metrics = {}
+    for source, rows in sorted(by_source.items()):
+        metrics[f"val-core/{source}/reward/mean"] = float(np.mean([scores[i] for i in rows]))
+        for key, values in (extra_info or {}).items():
+            picked = [values[i] for i in rows if values[i] is not None]
+            if picked and all(isinstance(v, (numbers.Number, np.number)) for v in picked):
+                metrics[f"val-aux/{source}/{key}/mean"] = float(np.mean(picked))
+    return metrics

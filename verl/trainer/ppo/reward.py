@@ -1,0 +1,61 @@
+"""Build the reward function from config and apply it to a batch (verl's names)."""
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from verl.protocol import DataProto
+from verl.workers.reward_manager import DEFAULT_SCORERS, get_reward_manager_cls
+from verl.workers.reward_manager.scorer_registry import import_module_or_file
+
+
+def get_custom_reward_fn(config: DictConfig) -> Callable | None:
+    """``custom_reward_function.{path, name}`` -> the function with ``reward_kwargs`` bound; None if no path.
+
+    ``path`` is a ``.py`` file (verl's convention) or an importable module name.
+    """
+    section = config.get("custom_reward_function") or {}
+    path = section.get("path")
+    if not path:
+        return None
+    name = section.get("name") or "compute_score"
+    module = import_module_or_file(str(path), what=f"custom_reward_function.path={path!r}")
+    if not hasattr(module, name):
+        raise AttributeError(f"custom_reward_function.name={name!r} not found in {path!r}")
+    fn = getattr(module, name)
+    kwargs = section.get("reward_kwargs") or {}
+    kwargs = OmegaConf.to_container(kwargs, resolve=True) if OmegaConf.is_config(kwargs) else dict(kwargs)
+
+    @functools.wraps(fn)
+    def wrapped(*args, **kw):
+        return fn(*args, **kw, **kwargs)
+
+    return wrapped
+
+
+def load_reward_manager(config: DictConfig, tokenizer, num_examine: int, **reward_kwargs):
+    """The reward manager named by ``reward_model.reward_manager`` around the configured scorer.
+
+    The scorer is ``custom_reward_function`` if set, else the data_source registry: the process-wide
+    ``DEFAULT_SCORERS`` plus ``reward_model.data_source_scorers`` ({data_source or pattern: "module:function"}).
+    """
+    manager_name = config.reward_model.get("reward_manager", "naive")
+    manager_cls = get_reward_manager_cls(manager_name)
+    compute_score = get_custom_reward_fn(config)
+    if compute_score is None:
+        registry = DEFAULT_SCORERS.copy()
+        for source, spec in (config.reward_model.get("data_source_scorers") or {}).items():
+            registry.register(str(source), str(spec))
+        compute_score = (registry.score_batch_by_data_source if manager_name == "batch"
+                         else registry.score_by_data_source)
+    return manager_cls(tokenizer=tokenizer, num_examine=num_examine, compute_score=compute_score,
+                       reward_fn_key=config.data.get("reward_fn_key", "data_source"), **reward_kwargs)
+
+
+def compute_reward(data: DataProto, reward_fn) -> tuple[torch.Tensor, dict[str, list]]:
+    """Apply a reward manager. Returns (reward_tensor [B, R], reward_extra_info {key: list of B values})."""
+    result = reward_fn(data, return_dict=True)
+    return result["reward_tensor"], result.get("reward_extra_info", {})
