@@ -90,7 +90,7 @@ train = [r for r in rows if "critic/score/mean" in r]
 assert [r["step"] for r in train] == [1, 2, 3], [r.get("step") for r in rows]
 last = train[-1]
 keys = ("critic/score/mean", "actor/pg_loss", "actor/grad_norm", "response_length/mean", "timing_s/step",
-        "timing_s/gen", "timing/sync_weights")
+        "timing_s/gen", "timing_s/sync_weights")
 print("   last step: " + ", ".join(f"{k}={last[k]:.4g}" for k in keys if k in last))
 mem = {k: v for k, v in last.items() if "memory" in k or "rss" in k}
 if mem:

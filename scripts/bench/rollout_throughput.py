@@ -94,7 +94,7 @@ def time_engine(name: str, rollout, prompts: DataProto, repeats: int) -> dict:
         out = rollout.generate_sequences(prompts)
         elapsed = time.perf_counter() - start
         metrics = out.meta_info["metrics"]
-        sync = float(metrics.get("timing/sync_weights", 0.0))
+        sync = float(metrics.get("timing_s/sync_weights", 0.0))
         gen = elapsed - sync
         tokens = int(out.batch["response_mask"].sum())
         rates.append(tokens / gen)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from verl.single_controller.base.colocate import build_colocated_class
-from verl.single_controller.base.worker_group import ClassWithInitArgs, ResourcePool, WorkerGroup
+from verl.single_controller.base.worker_group import ClassWithInitArgs, ResourcePool, WorkerGroup, unique_name_prefix
 
 BACKENDS = ("ray", "local")
 
@@ -34,7 +34,7 @@ def make_resource_pool(
 def make_worker_group(
     backend: str, resource_pool: ResourcePool, cls_with_init: ClassWithInitArgs, **options: Any
 ) -> WorkerGroup:
-    """A worker group of ``cls_with_init`` on ``resource_pool`` (options: ``call_timeout_s``, Ray ones)."""
+    """A worker group of ``cls_with_init`` on ``resource_pool`` (options: ``call_timeout_s``, ``seed``, Ray ones)."""
     _check_backend(backend)
     if backend == "local":
         from verl.single_controller.local import LocalWorkerGroup
@@ -58,6 +58,7 @@ def make_worker_groups(
     use_gpu: bool = False,
     call_timeout_s: Optional[float] = None,
     ray_init_kwargs: Optional[dict] = None,
+    seed: Optional[int] = None,
     **pool_options: Any,
 ) -> dict[str, WorkerGroup]:
     """Role -> WorkerGroup view, with the roles that share a resource pool colocated in one process per rank.
@@ -66,6 +67,10 @@ def make_worker_groups(
     ``mapping``: role -> pool name (default: every role on the first pool). This is verl's
     ResourcePoolManager layout: e.g. ``{"global_pool": [n_gpus_per_node] * nnodes}`` with actor_rollout,
     ref and critic all mapped to it. On "ray", Ray is started (or joined via RAY_ADDRESS) when needed.
+    Pool names are labels: the Ray placement groups get unique names (``<pool>_<8 hex>_verl_pg_<i>``), so
+    several calls can live in one driver; a ``name_prefix`` pool option names them ``<name_prefix><pool>_...``
+    instead. ``seed``: rank r of every group is seeded with ``seed + r`` (see WorkerGroup).
+    Shut the groups down with ``shutdown()`` on any view of each group.
     """
     _check_backend(backend)
     spec = resource_pool_spec or {"global_pool": [1]}
@@ -79,14 +84,23 @@ def make_worker_groups(
 
         if not ray.is_initialized():
             ray.init(**(ray_init_kwargs or {}))
+    user_prefix = pool_options.pop("name_prefix", None)
     views: dict[str, WorkerGroup] = {}
-    for pool_name, process_on_nodes in spec.items():
-        roles = {role: role_classes[role] for role, pool in mapping.items() if pool == pool_name}
-        if not roles:
-            continue
-        pool = make_resource_pool(
-            backend, process_on_nodes, use_gpu=use_gpu, name_prefix=f"{pool_name}_", **pool_options
-        )
-        group = make_worker_group(backend, pool, create_colocated_worker_cls(roles), call_timeout_s=call_timeout_s)
-        views.update(group.spawn(prefix_set=list(roles)))
+    try:
+        for pool_name, process_on_nodes in spec.items():
+            roles = {role: role_classes[role] for role, pool in mapping.items() if pool == pool_name}
+            if not roles:
+                continue
+            name_prefix = unique_name_prefix(pool_name) if user_prefix is None else f"{user_prefix}{pool_name}_"
+            pool = make_resource_pool(
+                backend, process_on_nodes, use_gpu=use_gpu, name_prefix=name_prefix, **pool_options
+            )
+            group = make_worker_group(
+                backend, pool, create_colocated_worker_cls(roles), call_timeout_s=call_timeout_s, seed=seed
+            )
+            views.update(group.spawn(prefix_set=list(roles)))
+    except BaseException:
+        for view in views.values():  # the groups of the pools built before the failing one
+            view.shutdown()
+        raise
     return views

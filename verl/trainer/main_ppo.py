@@ -6,7 +6,6 @@ happen only after that, so a typo is reported in about a second.
 from __future__ import annotations
 
 import os
-import random
 import sys
 
 import hydra
@@ -14,6 +13,7 @@ from omegaconf import DictConfig
 
 from verl.trainer.config_check import (CONFIG_DIR, PPO_SCHEMA_PATH, ConfigError, check_cli_overrides, compose_config,
                                        load_schema, rewrite_overrides, validate_config)
+from verl.utils.seeding import seed_everything
 
 
 def load_config(overrides: list[str] | None = None, config_name: str = "ppo_trainer",
@@ -26,15 +26,6 @@ def load_config(overrides: list[str] | None = None, config_name: str = "ppo_trai
     return compose_config(config_name, rewrite_overrides(list(overrides or []), base, load_schema()), config_dir)
 
 
-def seed_everything(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def load_tokenizer(config: DictConfig):
     """The actor's tokenizer (or ``data.tokenizer``), with pad falling back to eos as in verl."""
     from verl.workers.sharding import load_tokenizer as load_hf_tokenizer
@@ -43,11 +34,9 @@ def load_tokenizer(config: DictConfig):
     return load_hf_tokenizer(os.path.expanduser(str(path)), bool(config.actor_rollout_ref.model.trust_remote_code))
 
 
-def run_ppo(config: DictConfig, role_worker_mapping: dict | None = None) -> dict:
-    """Validate ``config``, build tokenizer, reward functions and trainer, and train.
-
-    Returns the last step's metrics. Raises ConfigError before starting any worker if the config is bad.
-    """
+def create_trainer(config: DictConfig, role_worker_mapping: dict | None = None):
+    """Validate ``config``, seed the driver with trainer.seed, and build tokenizer, reward functions and the
+    RayPPOTrainer (workers not started yet: ``init_workers()``). Raises ConfigError if the config is bad."""
     validate_config(config)
     seed_everything(int(config.trainer.seed))
     from verl.trainer.ppo.ray_trainer import RayPPOTrainer
@@ -56,7 +45,15 @@ def run_ppo(config: DictConfig, role_worker_mapping: dict | None = None) -> dict
     tokenizer = load_tokenizer(config)
     reward_fn = load_reward_manager(config, tokenizer, num_examine=int(config.reward_model.num_examine))
     val_reward_fn = load_reward_manager(config, tokenizer, num_examine=int(config.reward_model.val_num_examine))
-    trainer = RayPPOTrainer(config, tokenizer, reward_fn, val_reward_fn, role_worker_mapping=role_worker_mapping)
+    return RayPPOTrainer(config, tokenizer, reward_fn, val_reward_fn, role_worker_mapping=role_worker_mapping)
+
+
+def run_ppo(config: DictConfig, role_worker_mapping: dict | None = None) -> dict:
+    """Validate ``config``, build the trainer, start its workers and train (the workers stop at the end).
+
+    Returns the last step's metrics. Raises ConfigError before starting any worker if the config is bad.
+    """
+    trainer = create_trainer(config, role_worker_mapping)
     trainer.init_workers()
     return trainer.fit()
 

@@ -8,7 +8,7 @@ used anywhere (its state-dict gather with CPU offload crashes on CPU).
 - mixed-precision and CPU-offload policies from a verl ``fsdp_config``;
 - gradient clipping over sharded (DTensor) gradients;
 - ``fsdp2_full_params``: gather full parameters for generation and free them afterwards;
-- optimizer-state offload, full (unsharded) state dict for HF export.
+- optimizer-state offload, full (unsharded) state dict for HF export (without a tied lm_head.weight).
 """
 from __future__ import annotations
 
@@ -241,6 +241,45 @@ def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     if not fsdp_modules(model):
         return {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def _ties_word_embeddings(config) -> bool:
+    if config is None:
+        return False
+    if hasattr(config, "get_text_config"):  # multimodal configs keep the flag on their text part
+        config = config.get_text_config()
+    return bool(getattr(config, "tie_word_embeddings", False))
+
+
+def _module_name(model: nn.Module, module: nn.Module) -> Optional[str]:
+    return next((name for name, m in model.named_modules(remove_duplicate=False) if m is module), None)
+
+
+def drop_tied_output_embeddings(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` without the output embedding (``lm_head.weight``) when ``model.config.tie_word_embeddings`` is
+    set: transformers ties it to the input embedding on load, so writing it would only duplicate the largest
+    tensor (the gathered full state dict holds two separate copies, so save_pretrained cannot tell they are tied).
+
+    Raises ValueError when the two differ: the tie was broken during training, and dropping the head would
+    silently change the model.
+    """
+    if not _ties_word_embeddings(getattr(model, "config", None)):
+        return state
+    get_output, get_input = getattr(model, "get_output_embeddings", None), getattr(model, "get_input_embeddings", None)
+    output_embeddings = get_output() if callable(get_output) else None
+    input_embeddings = get_input() if callable(get_input) else None
+    if output_embeddings is None or input_embeddings is None:  # e.g. a value model: no output embedding to tie
+        return state
+    out_key = f"{_module_name(model, output_embeddings)}.weight"
+    in_key = f"{_module_name(model, input_embeddings)}.weight"
+    if out_key not in state:
+        return state
+    if in_key in state and not torch.equal(state[out_key], state[in_key]):
+        raise ValueError(
+            f"config.tie_word_embeddings is true but {out_key} differs from {in_key}; the tie was broken, so the "
+            "export cannot leave the output embedding out"
+        )
+    return {k: v for k, v in state.items() if k != out_key}
 
 
 def unwrapped_model_class(model: nn.Module) -> type:

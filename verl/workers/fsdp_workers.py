@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import resource
-import time
 from typing import Optional
 
 import torch
@@ -229,14 +228,12 @@ class ActorRolloutRefWorker(Worker):
     @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
     def update_actor(self, data: DataProto) -> DataProto:
         """One PPO/GRPO policy update (all mini-batches and ppo_epochs); the LR schedule steps once per call.
-        Returns meta_info["metrics"] with actor/* (lists, one value per mini-batch), actor/lr, perf/*."""
+        Returns meta_info["metrics"] with actor/* (lists, one value per mini-batch), actor/lr, perf/* (memory)."""
         actor = self._require(self.actor, "update_actor")
         data = _with_meta(data, temperature=self.config.rollout.get("temperature", 1.0) if "rollout" in self.config else 1.0)
         if self._optimizer_offload:
             load_optimizer_state(self.actor_optimizer, self.device)
-        start = time.perf_counter()
         metrics = actor.update_policy(data)
-        metrics["perf/update_actor_s"] = time.perf_counter() - start
         metrics["actor/lr"] = self.actor_lr_scheduler.get_last_lr()[0]
         self.actor_lr_scheduler.step()
         if self._optimizer_offload:
@@ -323,9 +320,7 @@ class CriticWorker(Worker):
         critic = self._require_init()
         if self._optimizer_offload:
             load_optimizer_state(self.critic_optimizer, self.device)
-        start = time.perf_counter()
         metrics = critic.update_critic(data)
-        metrics["perf/update_critic_s"] = time.perf_counter() - start
         metrics["critic/lr"] = self.critic_lr_scheduler.get_last_lr()[0]
         self.critic_lr_scheduler.step()
         if self._optimizer_offload:

@@ -1,7 +1,9 @@
 """Small workers used by the single-controller tests (importable by Ray worker processes)."""
 import os
+import random
 import time
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -46,6 +48,11 @@ class ProbeWorker(Worker):
             "pid": os.getpid(),
             "master": self.get_master_addr_port(),
         }
+
+    @register(dispatch_mode=Dispatch.ONE_TO_ALL)
+    def draw_random(self) -> tuple[float, float, float]:
+        """The next number of python's random, numpy's global RNG and torch's, in that order."""
+        return random.random(), float(np.random.rand()), torch.rand(1).item()
 
     @register(dispatch_mode=Dispatch.ONE_TO_ALL)
     def all_reduce_rank_plus_one(self) -> float:

@@ -103,3 +103,18 @@ def toy_overrides(model_dir: str, work_dir: str, train_rows: int = 16, val_rows:
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]
 
+
+
+# Metric namespaces of verl's trainer (plus reward/<key>/... for scorer extras, which this codebase adds).
+VERL_METRIC_PREFIXES = ("actor/", "critic/", "response_length/", "prompt_length/", "timing_s/",
+                        "timing_per_token_ms/", "perf/", "training/", "val-core/", "val-aux/", "global_seqlen/",
+                        "reward/")
+
+
+def assert_verl_metric_names(rows: list[dict]) -> None:
+    """Every key of every metrics.jsonl row is in one of verl's namespaces, and the rollout's own timing is
+    logged as timing_s/generate_sequences (as verl does), not under a name of its own."""
+    odd = sorted({k for row in rows for k in row if k != "step" and not k.startswith(VERL_METRIC_PREFIXES)})
+    assert not odd, f"metric names outside verl's namespaces: {odd}"
+    train = [row for row in rows if "timing_s/step" in row]
+    assert train and all(row["timing_s/generate_sequences"] > 0 for row in train)

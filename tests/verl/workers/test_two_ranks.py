@@ -1,5 +1,6 @@
 """Two FSDP2 ranks (torch.multiprocessing spawn + gloo) against one rank: the same update, the same greedy rollout,
 a sharded checkpoint that round-trips, and an HF export gathered from both shards."""
+import json
 import os
 import socket
 
@@ -7,6 +8,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from safetensors.torch import load_file
 
 from verl.protocol import DataProto
 from workers_testlib import actor_config, critic_config, full_params, left_padded_prompts, ppo_batch, sharded_actor, sharded_critic, with_old_log_probs
@@ -103,6 +105,11 @@ def test_two_ranks_update_equals_one_rank(cpu_group, tiny_model_dir, tiny_vocab,
     assert torch.equal(torch.cat([rank0["responses"], rank1["responses"]]), single["responses"])
 
 
+def exported_config_ties(hf_dir: str) -> bool:
+    with open(os.path.join(hf_dir, "config.json")) as f:
+        return bool(json.load(f)["tie_word_embeddings"])
+
+
 def test_two_rank_sharded_checkpoint_round_trip_and_hf_export(two_rank_results):
     from transformers import AutoModelForCausalLM
 
@@ -110,6 +117,11 @@ def test_two_rank_sharded_checkpoint_round_trip_and_hf_export(two_rank_results):
     assert rank0["restored_exactly"] and rank1["restored_exactly"]
     files = sorted(os.listdir(os.path.join(out_dir, "ckpt")))
     assert {"model_world_size_2_rank_0.pt", "model_world_size_2_rank_1.pt", "optim_world_size_2_rank_1.pt"} <= set(files)
-    exported = AutoModelForCausalLM.from_pretrained(os.path.join(out_dir, "ckpt", "huggingface"), dtype=torch.float32)
+    hf_dir = os.path.join(out_dir, "ckpt", "huggingface")
+    # the gathered shards hold two copies of the tied embedding; only the input embedding is written
+    written = load_file(os.path.join(hf_dir, "model.safetensors"))
+    assert exported_config_ties(hf_dir) and "lm_head.weight" not in written
+    exported = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32)
     for name, param in exported.named_parameters():
         assert torch.equal(param.detach(), rank0["actor"][name]), name
+    assert torch.equal(exported.get_output_embeddings().weight, rank0["actor"]["model.embed_tokens.weight"])

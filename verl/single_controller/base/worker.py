@@ -10,6 +10,28 @@ from verl.single_controller.base.decorator import PAD_ROWS_KEY, get_registered, 
 
 # The environment a worker group sets for each rank (torchrun's names).
 RANK_ENV_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+# This rank's seed (already ``rank_seed(base, rank)``), set by a worker group built with ``seed=``.
+SEED_ENV_VAR = "VERL_WORKER_SEED"
+
+# The seed this process was seeded with from SEED_ENV_VAR: colocated roles are built one after another in one
+# process, and only the first construction may seed it (later ones would restart the streams).
+_process_seeded_with: Optional[str] = None
+
+
+def seed_process_from_env() -> None:
+    """Seed random / numpy / torch from ``VERL_WORKER_SEED`` once per process (nothing when it is unset)."""
+    global _process_seeded_with
+    seed = os.environ.get(SEED_ENV_VAR)
+    if seed is None or seed == _process_seeded_with:
+        return
+    try:
+        value = int(seed)
+    except ValueError:
+        raise ValueError(f"{SEED_ENV_VAR}={seed!r} is not an integer") from None
+    from verl.utils.seeding import seed_everything
+
+    seed_everything(value)
+    _process_seeded_with = seed
 
 
 def get_free_port() -> int:
@@ -42,9 +64,11 @@ class Worker:
     Rank, world size, local rank and the rendezvous address come from the environment that the
     worker group sets (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``,
     ``MASTER_ADDR``, ``MASTER_PORT``); a Worker made outside any group is rank 0 of 1.
-    Methods decorated with ``@register`` become methods of the worker group. torch.distributed
-    is set up on demand by ``init_distributed()`` (or by the subclass calling
-    ``torch.distributed.init_process_group()`` itself: the environment is already in place).
+    Methods decorated with ``@register`` become methods of the worker group. A group built with
+    ``seed=`` seeds random / numpy / torch of each rank with ``seed + rank`` before the worker's
+    ``__init__`` runs (``VERL_WORKER_SEED``). torch.distributed is set up on demand by
+    ``init_distributed()`` (or by the subclass calling ``torch.distributed.init_process_group()``
+    itself: the environment is already in place).
     """
 
     def __new__(cls, *args, **kwargs):
@@ -59,6 +83,7 @@ class Worker:
         instance._master_port = env.get("MASTER_PORT")
         if not 0 <= instance._rank < instance._world_size:
             raise ValueError(f"{cls.__name__}: RANK={instance._rank} is outside WORLD_SIZE={instance._world_size}")
+        seed_process_from_env()
         return instance
 
     def __init__(self, cuda_visible_devices: Optional[str] = None) -> None:

@@ -6,6 +6,8 @@ for the answers; dispatch, collect, futures and per-role views are shared here.
 from __future__ import annotations
 
 import copy
+import uuid
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
 from verl.single_controller.base.decorator import (
@@ -16,6 +18,12 @@ from verl.single_controller.base.decorator import (
     get_registered,
 )
 from verl.single_controller.base.future import Waiter, WorkerGroupFuture
+
+
+def unique_name_prefix(label: str = "verl") -> str:
+    """``<label>_<8 hex digits>_``: a prefix for Ray names (placement groups, actors) that no other pool or
+    group in the cluster uses, so several trainers or pools can live in one driver (Ray names must be unique)."""
+    return f"{label}_{uuid.uuid4().hex[:8]}_"
 
 
 def unwrap_actor_class(cls: Any) -> type:
@@ -98,27 +106,48 @@ def registered_methods(cls: type) -> dict[str, RegisteredMethod]:
     return found
 
 
+@dataclass
+class _Lifecycle:
+    """State shared by a group and all its per-role views (``spawn``): shutting one down stops them all."""
+
+    group_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    shut_down: bool = False
+
+
 class WorkerGroup:
     """The driver-side handle on ``world_size`` workers of one class.
 
     Every ``@register``ed method ``m`` of the worker class becomes ``worker_group.m(...)``:
     dispatch the arguments, run on the ranks, wait (unless ``blocking=False``), collect.
     ``call_timeout_s`` bounds every blocking wait (None: wait as long as the method runs; a failing
-    or dying worker is reported at once either way).
+    or dying worker is reported at once either way). ``seed``: rank r's random / numpy / torch are
+    seeded with ``seed + r`` before its worker is built (None: left as the process starts them).
+
+    ``shutdown()`` (or leaving a ``with`` block) stops the workers and gives their resources back.
     """
 
-    def __init__(self, resource_pool: Optional[ResourcePool] = None, call_timeout_s: Optional[float] = None):
+    def __init__(
+        self,
+        resource_pool: Optional[ResourcePool] = None,
+        call_timeout_s: Optional[float] = None,
+        seed: Optional[int] = None,
+    ):
         self._resource_pool = resource_pool
         self.call_timeout_s = call_timeout_s
+        self.seed = None if seed is None else int(seed)
         self._workers: list = []
         self._bound_method_names: list[str] = []
         self._role: Optional[str] = None
         self._user_cls: Optional[type] = None
+        self._lifecycle = _Lifecycle()
 
     # -- backend hooks ---------------------------------------------------------------------------
     def _submit(self, remote_name: str, ranks: list[int], calls: list[tuple[tuple, dict]]) -> list:
         """Start ``remote_name`` on each rank of ``ranks`` with its (args, kwargs); one handle per rank."""
         raise NotImplementedError
+
+    def _stop_workers(self) -> None:
+        """Stop the workers and release what they reserved (called once, by ``shutdown``)."""
 
     _waiter: Waiter  # module-level function that turns handles into outputs (picklable: futures travel)
 
@@ -139,6 +168,33 @@ class WorkerGroup:
     def role(self) -> Optional[str]:
         """The role this view serves in a colocated group (None for a plain group)."""
         return self._role
+
+    @property
+    def group_id(self) -> str:
+        """Identifies the group of workers; its per-role views (``spawn``) share it."""
+        return self._lifecycle.group_id
+
+    @property
+    def is_shut_down(self) -> bool:
+        return self._lifecycle.shut_down
+
+    def shutdown(self) -> None:
+        """Stop the workers and give back their resources (Ray: actors killed, and the pool's placement groups
+        removed once no live group uses them; in-process: the worker is released). Idempotent; the group and
+        every per-role view of it (``spawn``) refuse further calls."""
+        if self._lifecycle.shut_down:
+            return
+        self._lifecycle.shut_down = True
+        try:
+            self._stop_workers()
+        finally:
+            self._workers.clear()  # the list is shared with the views: they see the group empty too
+
+    def __enter__(self) -> "WorkerGroup":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.shutdown()
 
     def execute_all_async(self, method_name: str, *args, **kwargs) -> WorkerGroupFuture:
         """Run worker method ``method_name`` on every rank; lists of world-size length are split, the rest broadcast."""
@@ -209,6 +265,8 @@ class WorkerGroup:
     def _run(
         self, display: str, remote_name: str, fns: dict, execute_mode: Execute, args: tuple, kwargs: dict
     ) -> WorkerGroupFuture:
+        if self._lifecycle.shut_down:
+            raise RuntimeError(f"{display}: this worker group was shut down; build a new one")
         n = self.world_size
         rank_args, rank_kwargs = fns["dispatch_fn"](self, *args, **kwargs)
         for i, per_rank in enumerate([*rank_args, *rank_kwargs.values()]):

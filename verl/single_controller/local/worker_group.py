@@ -2,7 +2,9 @@
 
 Same interface as RayWorkerGroup, so a trainer runs unchanged without Ray, and a plain debugger
 steps from the driver straight into worker code. Calls run synchronously, so ``blocking=False``
-methods return an already-finished future and ``call_timeout_s`` cannot interrupt a call.
+methods return an already-finished future and ``call_timeout_s`` cannot interrupt a call. With
+``seed``, this process's random / numpy / torch are seeded with ``seed + 0`` (rank 0's seed, as on
+Ray) just before the worker is built. ``shutdown()`` has nothing to stop: it only drops the worker.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any, Optional, Sequence
 from verl.single_controller.base.errors import WorkerError
 from verl.single_controller.base.worker import get_free_port
 from verl.single_controller.base.worker_group import ClassWithInitArgs, ResourcePool, WorkerGroup, require_worker_class
+from verl.utils.seeding import rank_seed, seed_everything
 
 
 @dataclass
@@ -56,9 +59,10 @@ class LocalWorkerGroup(WorkerGroup):
         resource_pool: Optional[ResourcePool] = None,
         cls_with_init: Optional[ClassWithInitArgs] = None,
         call_timeout_s: Optional[float] = None,
+        seed: Optional[int] = None,
         **unused_ray_options: Any,
     ):
-        super().__init__(resource_pool, call_timeout_s)
+        super().__init__(resource_pool, call_timeout_s, seed)
         if cls_with_init is None:
             raise ValueError("LocalWorkerGroup needs cls_with_init (a ClassWithInitArgs)")
         if resource_pool is not None and resource_pool.world_size != 1:
@@ -68,6 +72,8 @@ class LocalWorkerGroup(WorkerGroup):
             )
         require_worker_class(cls_with_init.user_cls)
         set_single_process_env()
+        if self.seed is not None:
+            seed_everything(rank_seed(self.seed, 0))
         try:
             worker = cls_with_init()
         except Exception as e:

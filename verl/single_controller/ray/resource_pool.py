@@ -6,7 +6,7 @@ from typing import Optional
 import ray
 from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 
-from verl.single_controller.base.worker_group import ResourcePool
+from verl.single_controller.base.worker_group import ResourcePool, unique_name_prefix
 
 
 def _node_ip_of(pg: PlacementGroup, node_ips: dict[str, str]) -> str:
@@ -31,7 +31,11 @@ class RayResourcePool(ResourcePool):
     A bundle is ``{"CPU": num_cpus_per_process}`` plus ``{"GPU": 1}`` when ``use_gpu``; with a Ray
     cluster spanning nodes (``ray start`` on each, ``RAY_ADDRESS`` set), ``[n_gpus_per_node] * nnodes``
     spreads the ranks one placement group per node. Placement groups are created on first use and
-    shared by every worker group built on this pool (colocation of separate groups).
+    shared by every worker group built on this pool (colocation of separate groups); they are removed
+    when the last of those groups shuts down (and made again if another group is built later).
+
+    ``name_prefix`` starts the placement groups' names (``<prefix>verl_pg_<i>``); by default it is
+    unique (``verl_<8 hex>_``), because Ray refuses a second placement group with a name in use.
     """
 
     def __init__(
@@ -46,11 +50,12 @@ class RayResourcePool(ResourcePool):
     ):
         super().__init__(process_on_nodes, max_colocate_count)
         self.use_gpu = use_gpu
-        self.name_prefix = name_prefix or ""
+        self.name_prefix = unique_name_prefix() if name_prefix is None else name_prefix
         self.detached = detached
         self.num_cpus_per_process = num_cpus_per_process
         self.ready_timeout_s = ready_timeout_s
         self._pgs: Optional[list[PlacementGroup]] = None
+        self._live_groups: set[str] = set()
 
     def bundle(self) -> dict[str, float]:
         bundle = {"CPU": self.num_cpus_per_process}
@@ -85,6 +90,16 @@ class RayResourcePool(ResourcePool):
             ) from None
         self._pgs = sort_placement_groups_by_node_ip(pgs)
         return self._pgs
+
+    def register_worker_group(self, group_id: str) -> None:
+        """The worker group ``group_id`` runs on this pool's placement groups (they stay until it is released)."""
+        self._live_groups.add(group_id)
+
+    def release_worker_group(self, group_id: str) -> None:
+        """The worker group ``group_id`` is gone; the placement groups are removed when no live group is left."""
+        self._live_groups.discard(group_id)
+        if not self._live_groups:
+            self.remove_placement_groups()
 
     def remove_placement_groups(self) -> None:
         """Give the reserved resources back to Ray (the worker groups on this pool stop being schedulable)."""

@@ -10,9 +10,10 @@ import ray
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from verl.single_controller.base.errors import WorkerDiedError, WorkerError, WorkerTimeoutError, describe_pending
-from verl.single_controller.base.worker import get_free_port, get_node_ip
+from verl.single_controller.base.worker import SEED_ENV_VAR, get_free_port, get_node_ip
 from verl.single_controller.base.worker_group import ClassWithInitArgs, WorkerGroup, require_worker_class
 from verl.single_controller.ray.resource_pool import RayResourcePool
+from verl.utils.seeding import rank_seed
 
 
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
@@ -146,8 +147,10 @@ class RayWorkerGroup(WorkerGroup):
     """``resource_pool.world_size`` Ray actors of one worker class, rank r on bundle r.
 
     Each actor gets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR``
-    and ``MASTER_PORT`` (a free port on rank 0's node) in its environment. Construction waits for
-    every actor's ``__init__`` (at most ``init_timeout_s``), so a constructor error surfaces here.
+    and ``MASTER_PORT`` (a free port on rank 0's node) in its environment, and ``VERL_WORKER_SEED``
+    (``seed + rank``) when ``seed`` is given. Construction waits for every actor's ``__init__`` (at most
+    ``init_timeout_s``), so a constructor error surfaces here, after the actors were stopped again.
+    ``shutdown()`` kills the actors and, once no other group uses the pool, removes its placement groups.
     """
 
     _waiter = staticmethod(wait_ray_outputs)
@@ -161,9 +164,10 @@ class RayWorkerGroup(WorkerGroup):
         detached: bool = False,
         call_timeout_s: Optional[float] = None,
         init_timeout_s: Optional[float] = 600.0,
+        seed: Optional[int] = None,
         **unused: Any,
     ):
-        super().__init__(resource_pool, call_timeout_s)
+        super().__init__(resource_pool, call_timeout_s, seed)
         if resource_pool is None or ray_cls_with_init is None:
             raise ValueError("RayWorkerGroup needs a resource_pool and a ray_cls_with_init")
         if not ray.is_initialized():
@@ -173,11 +177,24 @@ class RayWorkerGroup(WorkerGroup):
         cia = RayClassWithInitArgs.from_class_with_init_args(ray_cls_with_init)
         self._user_cls = require_worker_class(cia.user_cls)
         self.name_prefix = name_prefix or f"{self._user_cls.__name__}_{uuid.uuid4().hex[:6]}"
-        self._workers = self._start_workers(resource_pool, cia, detached)
-        ready = [w.__ray_ready__.remote() for w in self._workers]
-        ranks = list(range(len(ready)))
-        wait_ray_outputs(ready, f"{self._user_cls.__name__}.__init__", ranks, len(ready), init_timeout_s)
+        resource_pool.register_worker_group(self.group_id)
+        try:
+            self._workers = self._start_workers(resource_pool, cia, detached)
+            ready = [w.__ray_ready__.remote() for w in self._workers]
+            ranks = list(range(len(ready)))
+            wait_ray_outputs(ready, f"{self._user_cls.__name__}.__init__", ranks, len(ready), init_timeout_s)
+        except BaseException:
+            self.shutdown()
+            raise
         self._bind_worker_method(self._user_cls)
+
+    def _stop_workers(self) -> None:
+        for worker in self._workers:
+            try:
+                ray.kill(worker, no_restart=True)
+            except ValueError:  # not an actor handle any more (already gone)
+                pass
+        self._resource_pool.release_worker_group(self.group_id)
 
     def _start_workers(self, pool: RayResourcePool, cia: RayClassWithInitArgs, detached: bool) -> list:
         slots = [(pg, i) for pg in pool.get_placement_groups() for i in range(pg.bundle_count)]
@@ -185,7 +202,7 @@ class RayWorkerGroup(WorkerGroup):
         master_addr, master_port = _rendezvous_address(strategies[0])
         local_ranks, local_sizes = pool.local_rank_list(), pool.local_world_size_list()
         share = 1.0 / pool.max_colocate_count
-        workers = []
+        workers = self._workers  # filled as actors start, so a failure part-way still stops the started ones
         for rank, strategy in enumerate(strategies):
             env = {
                 "RANK": str(rank),
@@ -195,6 +212,8 @@ class RayWorkerGroup(WorkerGroup):
                 "MASTER_ADDR": str(master_addr),
                 "MASTER_PORT": str(master_port),
             }
+            if self.seed is not None:
+                env[SEED_ENV_VAR] = str(rank_seed(self.seed, rank))
             workers.append(
                 cia.create_actor(
                     strategy,

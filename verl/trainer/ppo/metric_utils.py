@@ -37,6 +37,30 @@ def reduce_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+# Worker-side timings (seconds) arrive as meta_info["timing"] = {name: s} (verl's convention) or as metrics named
+# timing_s/<name> or, from older rollouts, timing/<name>; all are logged as verl's timing_s/<name>.
+_WORKER_TIMING_PREFIXES = ("timing_s/", "timing/")
+
+
+def pop_worker_metrics(output: DataProto) -> dict[str, float]:
+    """Take the metrics out of a worker call's output (``meta_info["metrics"]`` and ``meta_info["timing"]``) and
+    return them reduced to one number each (mean over ranks and micro-batches), timings named ``timing_s/<name>``.
+
+    The output's meta_info no longer holds them afterwards, so a later ``union`` does not carry them along.
+    """
+    raw = dict(output.meta_info.pop("metrics", None) or {})
+    timing = dict(output.meta_info.pop("timing", None) or {})
+    metrics = {}
+    for key, value in raw.items():
+        prefix = next((p for p in _WORKER_TIMING_PREFIXES if key.startswith(p)), None)
+        if prefix is None:
+            metrics[key] = value
+        else:
+            timing[key[len(prefix):]] = value
+    metrics.update({f"timing_s/{name}": value for name, value in timing.items()})
+    return reduce_metrics(metrics)
+
+
 def _stats(prefix: str, values: torch.Tensor) -> dict[str, float]:
     if values.numel() == 0:
         return {}

@@ -21,8 +21,8 @@ from verl.trainer.config_check import need_critic, need_reference_policy, world_
 from verl.trainer.ppo import core_algos
 from verl.trainer.ppo.advantage import apply_kl_penalty, compute_advantage, compute_response_mask
 from verl.trainer.ppo.metric_utils import (compute_data_metrics, compute_memory_metrics, compute_reward_extra_metrics,
-                                           compute_throughout_metrics, compute_timing_metrics,
-                                           process_validation_metrics, reduce_metrics, timer)
+                                           compute_throughout_metrics, compute_timing_metrics, pop_worker_metrics,
+                                           process_validation_metrics, timer)
 from verl.trainer.ppo.reward import compute_reward
 from verl.trainer.ppo.seqlen_balancing import balance_order
 from verl.utils.checkpoint import trainer_checkpoint as ckpt
@@ -70,6 +70,7 @@ class RayPPOTrainer:
         self.kl_ctrl_in_reward = core_algos.get_kl_controller(config.algorithm.kl_ctrl) \
             if config.algorithm.use_kl_in_reward else None
         self.global_steps = 0
+        self._worker_groups: list = []
         self.collate_fn = collate_fn or default_collate_fn
         self._create_dataloaders(train_dataset, val_dataset)
 
@@ -96,7 +97,8 @@ class RayPPOTrainer:
 
     # -- workers ---------------------------------------------------------------------------------
     def init_workers(self) -> None:
-        """Start the worker groups (actor+rollout[+ref] and, for GAE, the critic, colocated) and load models."""
+        """Start the worker groups (actor+rollout[+ref] and, for GAE, the critic, colocated; rank r seeded with
+        trainer.seed + r) and load the models. ``shutdown()`` (which ``fit`` calls at its end) stops them."""
         mapping = self.role_worker_mapping
         if mapping is None:
             from verl.workers.fsdp_workers import ActorRolloutRefWorker, CriticWorker
@@ -111,17 +113,26 @@ class RayPPOTrainer:
         ray_init = {k: v for k, v in OmegaConf.to_container(cfg.ray_init, resolve=True).items() if v is not None}
         ray_init.setdefault("runtime_env", {"env_vars": {"TOKENIZERS_PARALLELISM": "true", "NCCL_DEBUG": "WARN"}})
         ray_init.setdefault("include_dashboard", False)
-        # a unique pool name: Ray placement-group names must not clash when one driver runs several trainers
-        pool = f"global_pool_{uuid.uuid4().hex[:8]}"
         groups = make_worker_groups(t.backend, role_classes,
-                                    resource_pool_spec={pool: [int(t.n_gpus_per_node)] * int(t.nnodes)},
-                                    use_gpu=t.device == "cuda", ray_init_kwargs=ray_init)
-        if self.use_critic:
-            self.critic_wg = groups["critic"]
-            self.critic_wg.init_model()
-        self.actor_rollout_wg = groups["actor_rollout"]
-        self.ref_policy_wg = self.actor_rollout_wg if self.use_reference_policy else None
-        self.actor_rollout_wg.init_model()
+                                    resource_pool_spec={"global_pool": [int(t.n_gpus_per_node)] * int(t.nnodes)},
+                                    use_gpu=t.device == "cuda", ray_init_kwargs=ray_init, seed=int(t.seed))
+        self._worker_groups = list(groups.values())
+        try:
+            if self.use_critic:
+                self.critic_wg = groups["critic"]
+                self.critic_wg.init_model()
+            self.actor_rollout_wg = groups["actor_rollout"]
+            self.ref_policy_wg = self.actor_rollout_wg if self.use_reference_policy else None
+            self.actor_rollout_wg.init_model()
+        except BaseException:
+            self.shutdown()
+            raise
+
+    def shutdown(self) -> None:
+        """Stop the worker groups and give their resources back (Ray actors and placement groups); idempotent."""
+        groups, self._worker_groups = self._worker_groups, []
+        for group in groups:
+            group.shutdown()
 
     # -- one step --------------------------------------------------------------------------------
     def _generation_meta(self, **extra) -> dict:
@@ -141,7 +152,7 @@ class RayPPOTrainer:
         gen_batch.meta_info = self._generation_meta(do_sample=bool(rollout.do_sample))
         with timer("gen", timing_raw):
             gen_out = self.actor_rollout_wg.generate_sequences(gen_batch)
-        metrics.update(reduce_metrics(gen_out.meta_info.pop("metrics", {}) or {}))
+        metrics.update(pop_worker_metrics(gen_out))
         baselines = None
         if self.config.algorithm.adv_estimator == "remax":
             with timer("gen_max", timing_raw):
@@ -157,7 +168,7 @@ class RayPPOTrainer:
         """ReMax's baseline: the reward of the greedy response to each prompt, [num_prompts]."""
         greedy = DataProto(batch=prompts.batch, meta_info=self._generation_meta(do_sample=False))
         out = self.actor_rollout_wg.generate_sequences(greedy)
-        out.meta_info.pop("metrics", None)
+        pop_worker_metrics(out)  # the sampled generation's metrics are the step's
         out.non_tensor_batch = {**dict(non_tensors), **out.non_tensor_batch}
         reward, _ = compute_reward(out, self.reward_fn)
         return reward.sum(-1)
@@ -188,17 +199,17 @@ class RayPPOTrainer:
             if entropys is not None:
                 mask = batch.batch["response_mask"]
                 metrics["actor/entropy"] = ((entropys * mask).sum() / mask.sum().clamp(min=1)).item()
-            metrics.update(reduce_metrics(old.meta_info.pop("metrics", {}) or {}))
+            metrics.update(pop_worker_metrics(old))
             batch = batch.union(old)
         if self.use_reference_policy:
             with timer("ref", timing_raw):
                 ref = self.ref_policy_wg.compute_ref_log_prob(batch)
-                ref.meta_info.pop("metrics", None)
+                metrics.update(pop_worker_metrics(ref))
                 batch = batch.union(ref)
         if self.use_critic:
             with timer("values", timing_raw):
                 values = self.critic_wg.compute_values(batch)
-                values.meta_info.pop("metrics", None)
+                metrics.update(pop_worker_metrics(values))
                 batch = batch.union(values)
         with timer("adv", timing_raw):
             batch.batch["token_level_scores"] = reward_tensor
@@ -213,12 +224,12 @@ class RayPPOTrainer:
         if self.use_critic:
             with timer("update_critic", timing_raw):
                 out = self.critic_wg.update_critic(batch)
-            metrics.update(reduce_metrics(out.meta_info.get("metrics", {})))
+            metrics.update(pop_worker_metrics(out))
         if int(cfg.trainer.critic_warmup) < self.global_steps:
             with timer("update_actor", timing_raw):
                 batch.meta_info["multi_turn"] = False
                 out = self.actor_rollout_wg.update_actor(batch)
-            metrics.update(reduce_metrics(out.meta_info.get("metrics", {})))
+            metrics.update(pop_worker_metrics(out))
         return batch, metrics
 
     # -- validation ------------------------------------------------------------------------------
@@ -233,7 +244,7 @@ class RayPPOTrainer:
         gen = batch.pop(batch_keys=GEN_INPUT_KEYS)
         gen.meta_info = self._generation_meta(do_sample=bool(val_kwargs.do_sample), validate=True)
         out = self.actor_rollout_wg.generate_sequences(gen)
-        out.meta_info.pop("metrics", None)
+        pop_worker_metrics(out)  # validation is timed as a whole (timing_s/testing)
         batch = batch.union(out)
         reward_tensor, extra = compute_reward(batch, self.val_reward_fn)
         scores = reward_tensor.sum(-1).tolist()
@@ -295,15 +306,18 @@ class RayPPOTrainer:
     # -- the loop --------------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
         """Train until trainer.total_training_steps; returns the last step's metrics (with the final
-        validation's)."""
+        validation's). The worker groups are shut down when it returns or raises."""
         t = self.config.trainer
-        tracker = Tracking(project_name=t.project_name, experiment_name=t.experiment_name, default_backend=t.logger,
-                           config=OmegaConf.to_container(self.config, resolve=True), local_dir=t.default_local_dir,
-                           total_steps=self.total_training_steps)
         try:
-            return self._fit(tracker)
+            tracker = Tracking(project_name=t.project_name, experiment_name=t.experiment_name,
+                               default_backend=t.logger, config=OmegaConf.to_container(self.config, resolve=True),
+                               local_dir=t.default_local_dir, total_steps=self.total_training_steps)
+            try:
+                return self._fit(tracker)
+            finally:
+                tracker.finish()
         finally:
-            tracker.finish()
+            self.shutdown()
 
     def _fit(self, tracker: Tracking) -> dict[str, float]:
         t = self.config.trainer

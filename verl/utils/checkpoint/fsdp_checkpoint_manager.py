@@ -6,6 +6,7 @@ Layout of ``local_path`` (verl's file names):
     optim_world_size_{W}_rank_{r}.pt        sharded optimizer state
     extra_state_world_size_{W}_rank_{r}.pt  lr scheduler + RNG states (python, numpy, torch cpu / cuda)
     huggingface/                            config, safetensors weights, generation config, tokenizer
+                                            (no lm_head.weight when config.tie_word_embeddings is set)
 
 A sharded checkpoint restores onto the same world size; the ``huggingface/`` export loads anywhere.
 """
@@ -29,7 +30,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-from verl.utils.fsdp_utils import full_state_dict, unwrapped_model_class
+from verl.utils.fsdp_utils import drop_tied_output_embeddings, full_state_dict, unwrapped_model_class
 
 DEFAULT_CONTENTS = ("model", "optimizer", "extra", "hf_model")
 _KNOWN_CONTENTS = set(DEFAULT_CONTENTS)
@@ -148,6 +149,7 @@ class FSDPCheckpointManager:
         state = full_state_dict(self.model)  # collective: every rank joins, rank 0 receives
         if rank != 0:
             return
+        state = drop_tied_output_embeddings(self.model, state)
         os.makedirs(hf_dir, exist_ok=True)
         # An empty (meta) instance of the original class writes the weights with HF's own naming, tied-weight and
         # sharding rules, without allocating a second copy of the model.

@@ -17,4 +17,6 @@ class BaseRollout(ABC):
         ``eos_token_id``, ``pad_token_id`` and optional ``do_sample``, ``validate``, ``response_length``.
         Output batch: ``prompts`` [B, P], ``responses`` [B, R], ``input_ids`` / ``attention_mask`` /
         ``position_ids`` [B, P+R], ``response_mask`` [B, R]; the input's non-tensor batch is carried through.
+        meta_info ``metrics``: numbers with verl's names; wall times in seconds as ``timing_s/<name>`` (e.g.
+        ``timing_s/generate_sequences``), which the driver logs under those names.
         """

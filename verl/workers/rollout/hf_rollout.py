@@ -169,7 +169,7 @@ class HFRollout(BaseRollout):
         }
 
     def generate_sequences(self, prompts: DataProto) -> DataProto:
-        """See ``BaseRollout.generate_sequences``; metrics: ``timing/generate_sequences`` (seconds)."""
+        """See ``BaseRollout.generate_sequences``; metrics: ``timing_s/generate_sequences`` (seconds)."""
         start = time.perf_counter()
         meta = prompts.meta_info
         for key in ("input_ids", "attention_mask", "position_ids"):
@@ -222,7 +222,7 @@ class HFRollout(BaseRollout):
             "position_ids": torch.cat([prompt_pos, response_pos], dim=-1),
             "response_mask": response_mask,
         }
-        metrics = {"timing/generate_sequences": time.perf_counter() - start}
+        metrics = {"timing_s/generate_sequences": time.perf_counter() - start}
         return DataProto.from_dict(
             tensors=batch,
             non_tensors=dict(prompts.non_tensor_batch),

@@ -347,7 +347,7 @@ class vLLMRollout(BaseRollout):
 
         Input batch: input_ids, attention_mask, position_ids [B, P] left-padded. Output batch: prompts [B, P],
         responses [B, R], input_ids / attention_mask / position_ids [B, P+R], response_mask [B, R]; the input's
-        non-tensor batch is carried through; meta_info["metrics"]["timing/generate_sequences"] in seconds.
+        non-tensor batch is carried through; meta_info["metrics"]["timing_s/generate_sequences"] in seconds.
         """
         start = time.perf_counter()
         if not self.weights_loaded:
@@ -394,7 +394,7 @@ class vLLMRollout(BaseRollout):
             "position_ids": torch.cat([prompt_pos, response_pos], dim=-1),
             "response_mask": response_mask,
         }
-        metrics = {"timing/generate_sequences": time.perf_counter() - start}
+        metrics = {"timing_s/generate_sequences": time.perf_counter() - start}
         return DataProto.from_dict(
             tensors=batch,
             non_tensors=dict(prompts.non_tensor_batch),
@@ -407,7 +407,7 @@ class HybridvLLMRollout(BaseRollout):
     first pushes the actor's current weights into the engine (``FSDPVLLMShardingManager``), so generations always
     come from the policy being trained; on GPU the engine sleeps again afterwards.
 
-    ``rollout`` is the ``vLLMRollout``; ``sharding_manager`` the weight sync. Metrics add ``timing/sync_weights``
+    ``rollout`` is the ``vLLMRollout``; ``sharding_manager`` the weight sync. Metrics add ``timing_s/sync_weights``
     and ``perf/sync_weights_mb`` to the rollout's.
     """
 

@@ -171,9 +171,9 @@ class FSDPVLLMShardingManager:
         )
 
     def metrics(self) -> dict[str, float]:
-        """Metrics of the last push: timing/sync_weights (s) and perf/sync_weights_mb."""
+        """Metrics of the last push: timing_s/sync_weights (s) and perf/sync_weights_mb."""
         return {
-            "timing/sync_weights": self.last_sync_seconds,
+            "timing_s/sync_weights": self.last_sync_seconds,
             "perf/sync_weights_mb": self.last_sync_bytes / 1e6,
         }
 

@@ -4,7 +4,7 @@ import torch
 
 from verl.protocol import DataProto
 from verl.trainer.ppo.metric_utils import (compute_data_metrics, compute_reward_extra_metrics,
-                                           compute_throughout_metrics, compute_timing_metrics,
+                                           compute_throughout_metrics, compute_timing_metrics, pop_worker_metrics,
                                            process_validation_metrics, reduce_metrics)
 from verl.trainer.ppo.seqlen_balancing import balance_order, balanced_partitions
 
@@ -40,6 +40,19 @@ def test_timing_and_throughput():
     assert t["timing_s/gen"] == 0.5 and t["timing_per_token_ms/gen"] == pytest.approx(0.5 * 1000 / 4)
     p = compute_throughout_metrics(batch, timing, n_gpus=2)
     assert p["perf/total_num_tokens"] == 7 and p["perf/throughput"] == pytest.approx(7 / 4)
+
+
+def test_worker_timings_are_logged_as_timing_s_and_leave_the_output():
+    """Ranks' metrics (concatenated into lists) are averaged; worker timings in any of the accepted forms
+    (meta_info["timing"], timing_s/<name>, an older rollout's timing/<name>) become timing_s/<name>."""
+    out = DataProto(meta_info={
+        "metrics": {"actor/pg_loss": [1.0, 3.0], "timing/sync_weights": [0.2, 0.4],
+                    "timing_s/generate_sequences": [1.0, 2.0]},
+        "timing": {"reshard": 0.5}, "temperature": 0.7})
+    assert pop_worker_metrics(out) == {"actor/pg_loss": 2.0, "timing_s/sync_weights": pytest.approx(0.3),
+                                       "timing_s/generate_sequences": 1.5, "timing_s/reshard": 0.5}
+    assert out.meta_info == {"temperature": 0.7}
+    assert pop_worker_metrics(out) == {}
 
 
 def test_reduce_extra_and_validation_metrics():

@@ -50,6 +50,6 @@ def test_grpo_three_steps_with_vllm_rollout(tiny_model_dir, tmp_path):
         assert row["response_length/mean"] > 0
         assert row["actor/pg_loss"] == row["actor/pg_loss"]  # finite, not NaN
         # only the vLLM rollout pushes weights: proof that it generated every step, with fresh weights each time
-        assert row["perf/sync_weights_mb"] > 0 and row["timing/sync_weights"] > 0
+        assert row["perf/sync_weights_mb"] > 0 and row["timing_s/sync_weights"] > 0
     val = [r for r in rows if "val-core/toy_say/reward/mean" in r]
     assert len(val) == 2, "validation before training and at step 3"

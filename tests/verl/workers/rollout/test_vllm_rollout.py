@@ -139,7 +139,7 @@ def test_greedy_tokens_match_hf_rollout(engines, tokenizer):
     assert_same_output(out_vllm, out_hf)
     assert list(out_vllm.non_tensor_batch["uid"]) == [f"q{i}" for i in range(len(QUESTIONS))]
     metrics = out_vllm.meta_info["metrics"]
-    assert metrics["timing/generate_sequences"] > 0 and metrics["perf/sync_weights_mb"] > 0
+    assert metrics["timing_s/generate_sequences"] > 0 and metrics["perf/sync_weights_mb"] > 0
 
 
 def test_eos_cuts_responses_like_hf_rollout(engines, tokenizer):
