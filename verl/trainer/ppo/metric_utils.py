@@ -7,6 +7,7 @@ import resource
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -143,16 +144,20 @@ def compute_memory_metrics() -> dict[str, float]:
     return metrics
 
 
-def compute_reward_extra_metrics(extra_info: dict[str, list], prefix: str = "reward") -> dict[str, float]:
-    """Metrics from the extra keys a scorer returns: numbers -> ``<prefix>/<key>/mean``; strings (e.g. a failure
-    reason) -> ``<prefix>/<key>/<value>`` = how many samples had that value."""
+def compute_reward_extra_metrics(extra_info: dict[str, list], prefix: str = "reward",
+                                 categorical_keys: Sequence[str] = ("reason",)) -> dict[str, float]:
+    """Metrics from the extra keys a scorer returns (each a list of B values).
+
+    Numbers -> ``<prefix>/<key>/mean``. Strings become counts ``<prefix>/<key>/<value>`` only for the keys in
+    ``categorical_keys`` (e.g. a failure reason); other text (a generated query, say) is per-sample data, not a
+    metric: turning it into keys would add one tracker series per distinct string."""
     metrics: dict[str, float] = {}
     for key, values in extra_info.items():
         present = [v for v in values if v is not None]
         numbers_ = [float(v) for v in present if isinstance(v, (numbers.Number, np.number)) or isinstance(v, bool)]
         if numbers_ and len(numbers_) == len(present):
             metrics[f"{prefix}/{key}/mean"] = float(np.mean(numbers_))
-        else:
+        elif key in categorical_keys:
             for value, count in Counter(str(v) for v in present).items():
                 metrics[f"{prefix}/{key}/{value}"] = float(count)
     return metrics

@@ -57,8 +57,12 @@ def test_worker_timings_are_logged_as_timing_s_and_leave_the_output():
 
 def test_reduce_extra_and_validation_metrics():
     assert reduce_metrics({"actor/pg_loss": [1.0, 3.0], "actor/lr": 0.1}) == {"actor/pg_loss": 2.0, "actor/lr": 0.1}
-    extra = compute_reward_extra_metrics({"ndcg": [0.5, 1.0, None], "reason": ["ok", "bad_json", "ok"]})
+    extra = compute_reward_extra_metrics({"ndcg": [0.5, 1.0, None], "reason": ["ok", "bad_json", "ok"],
+                                          "query": ["red shoes", "blue hat", "red shoes"]})
+    # free text (the query) is per-sample data, not one metric series per distinct string
     assert extra == {"reward/ndcg/mean": 0.75, "reward/reason/ok": 2.0, "reward/reason/bad_json": 1.0}
+    assert compute_reward_extra_metrics({"query": ["a", "b"]}, categorical_keys=("query",)) == {
+        "reward/query/a": 1.0, "reward/query/b": 1.0}
     val = process_validation_metrics(["a", "b", "a"], [1.0, 0.0, 0.0], {"ndcg": [1.0, 0.2, 0.0]})
     assert val == {"val-core/a/reward/mean": 0.5, "val-aux/a/ndcg/mean": 0.5,
                    "val-core/b/reward/mean": 0.0, "val-aux/b/ndcg/mean": 0.2}
