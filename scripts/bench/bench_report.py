@@ -44,29 +44,18 @@ def _f(x, fmt="{:.3f}") -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
 
 
-def comparison_table(ours: dict, trl: dict, patched: dict | None = None) -> str:
-    """Main comparison; with ``patched`` (ours + proposed fixes) two more columns."""
-    extra = bool(patched)
+def comparison_table(ours: dict, trl: dict) -> str:
+    """Main comparison: each figure for both trainers and their ratio."""
 
     def row(label: str, key: str, fmt: str, ratio_fmt: str, bold: bool = False, inverse: bool = False) -> str:
-        def r(a, b):
-            value = _f(ratio(b, a, key) if inverse else ratio(a, b, key), ratio_fmt)
-            return f"**{value}**" if bold and value != "n/a" else value
+        value = _f(ratio(trl, ours, key) if inverse else ratio(ours, trl, key), ratio_fmt)
+        value = f"**{value}**" if bold and value != "n/a" else value
+        return "| " + " | ".join([label, _f(ours.get(key), fmt), _f(trl.get(key), fmt), value]) + " |"
 
-        cells = [label, _f(ours.get(key), fmt), _f(trl.get(key), fmt), r(ours, trl)]
-        if extra:
-            cells += [_f(patched.get(key), fmt), r(patched, trl)]
-        return "| " + " | ".join(cells) + " |"
-
-    head = "| | ours (verl.trainer.main_ppo) | TRL GRPOTrainer | ours / TRL |"
-    sep = "|---|---|---|---|"
-    if extra:
-        head += " ours + proposed fixes | (ours + fixes) / TRL |"
-        sep += "---|---|"
     runs = lambda d: f"{d.get('runs', 0)} x {d.get('steps', 0) // max(d.get('runs', 1), 1)}"  # noqa: E731
     medians = lambda d: ", ".join(_f(x, "{:.2f}") for x in d.get("run_medians_s", []))  # noqa: E731
     lines = [
-        head, sep,
+        "| | ours (verl.trainer.main_ppo) | TRL GRPOTrainer | ours / TRL |", "|---|---|---|---|",
         row("steps/s (median, wall clock)", "steps_per_s", "{:.3f}", "{:.2f}x", bold=True),
         row("step time, s (median)", "step_s", "{:.2f}", "{:.2f}"),
         row("CPU s per step (median; TRL/ours in the ratio column, robust to other load)", "cpu_s", "{:.2f}",
@@ -74,16 +63,14 @@ def comparison_table(ours: dict, trl: dict, patched: dict | None = None) -> str:
         row("generated tokens/s", "tokens_per_s", "{:.0f}", "{:.2f}x"),
         row("peak RSS of the process tree, MiB", "peak_rss_mib", "{:.0f}", "{:.2f}"),
         row("whole process wall time, s (median, incl. start-up)", "wall_s", "{:.1f}", "{:.2f}"),
-        "| runs x measured steps | " + " | ".join([runs(ours), runs(trl), ""] + ([runs(patched), ""] if extra else []))
-        + " |",
-        "| per-run median step time, s | " + " | ".join([medians(ours), medians(trl), ""]
-                                                      + ([medians(patched), ""] if extra else [])) + " |",
+        f"| runs x measured steps | {runs(ours)} | {runs(trl)} |  |",
+        f"| per-run median step time, s | {medians(ours)} | {medians(trl)} |  |",
     ]
     return "\n".join(lines)
 
 
-def phase_table(ours: dict, trl: dict, patched: dict | None = None) -> str:
-    sides = [("ours", ours), ("TRL", trl)] + ([("ours + fixes", patched)] if patched else [])
+def phase_table(ours: dict, trl: dict) -> str:
+    sides = [("ours", ours), ("TRL", trl)]
     names: list[str] = []
     for _, stats in sides:
         names += [n for n in stats.get("phases", {}) if n not in names]
@@ -108,10 +95,8 @@ def sweep_table(points: Sequence[tuple[int, dict, dict]], label: str) -> str:
     return "\n".join(lines)
 
 
-def plot(path: str, ours: dict, trl: dict, length_points, batch_points, title: str,
-         patched: dict | None = None) -> None:
-    """Three panels: step-time breakdown of the main setting (with ``patched``: a third bar), step time vs
-    response length, vs batch size."""
+def plot(path: str, ours: dict, trl: dict, length_points, batch_points, title: str) -> None:
+    """Three panels: step-time breakdown of the main setting, step time vs response length, vs batch size."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -119,7 +104,7 @@ def plot(path: str, ours: dict, trl: dict, length_points, batch_points, title: s
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     ax = axes[0]
-    bars = [("ours", ours), ("TRL", trl)] + ([("ours +\nproposed fixes", patched)] if patched else [])
+    bars = [("ours", ours), ("TRL", trl)]
     bottoms = {label: 0.0 for label, _ in bars}
     colors = {"gen": "tab:blue", "old_log_prob": "tab:orange", "update_actor": "tab:green",
               "rest (log-prob + update)": "tab:olive", "other": "tab:gray"}

@@ -127,7 +127,7 @@ def ours_overrides(spec: RunSpec, assets: str, meta: dict, out_dir: str) -> list
 def ours_command(python: str, spec: RunSpec, assets: str, meta: dict, out_dir: str,
                  runner: Optional[str] = None) -> list[str]:
     """run_ours.py (main_ppo.main + per-step CPU time into ``out_dir/steps.jsonl``) with ``ours_overrides``;
-    ``runner``: another script with run_ours.py's arguments (e.g. proposed_patches.py)."""
+    ``runner``: another script with run_ours.py's arguments (e.g. one that monkeypatches a proposed change)."""
     return [python, runner or os.path.join(BENCH_DIR, "run_ours.py"), os.path.join(out_dir, "steps.jsonl"),
             *ours_overrides(spec, assets, meta, out_dir)]
 

@@ -7,10 +7,8 @@
 Both sides get the same tiny Qwen2, the same prompts (same token length), the same reward function, group size,
 prompts per step, response length (fixed: EOS is unreachable, see bench_task.py), optimizer (AdamW, constant lr,
 no weight decay, grad clip 1), no KL, one update per step, fp32, no gradient checkpointing, the same thread
-count. Runs alternate (ours, TRL, patched, ours, TRL, patched, ...), each in its own subprocess; the first
-``--warmup`` steps of every run are dropped and medians are taken over the remaining steps of all runs.
-"patched" is our trainer with the proposed hot-path fixes applied as monkeypatches (proposed_patches.py), so the
-gain of each proposal is measured on the same work; the scaling sweeps run ours and TRL only.
+count. Runs alternate (ours, TRL, ours, TRL, ...), each in its own subprocess; the first ``--warmup`` steps of
+every run are dropped and medians are taken over the remaining steps of all runs.
 """
 from __future__ import annotations
 
@@ -30,7 +28,6 @@ from bench_report import comparison_table, phase_table, plot, pooled, ratio, swe
 from bench_runs import BENCH_DIR, ROOT, RunResult, RunSpec, run_ours, run_trl  # noqa: E402
 from bench_task import build_assets  # noqa: E402
 
-PATCHED_RUNNER = os.path.join(BENCH_DIR, "proposed_patches.py")
 ANALYSIS_MARKER = "<!-- analysis: everything below this line is kept when the benchmark rewrites this file -->"
 
 
@@ -52,15 +49,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--sides", default="ours,trl,patched",
-                   help="trainers in the main comparison: ours, trl, patched (= ours with scripts/bench/"
-                        "proposed_patches.py, the proposed hot-path fixes); sweeps run ours and trl only")
+    p.add_argument("--sides", default="ours,trl", help="trainers to run: ours, trl (or one of them)")
     p.add_argument("--work-dir", default="/tmp/recr1_train_bench")
     p.add_argument("--results-md", default=None, help="default: scripts/bench/RESULTS.md (none with --quick)")
     p.add_argument("--python", default=sys.executable, help="python of the project venv (our trainer)")
     p.add_argument("--trl-python", default=os.path.join(ROOT, ".venv-trl", "bin", "python"))
     p.add_argument("--ours-runner", default=None,
-                   help="script with run_ours.py's arguments to run our side (e.g. scripts/bench/proposed_patches.py)")
+                   help="script with run_ours.py's arguments to run our side (e.g. one that monkeypatches a "
+                        "proposed change before calling run_ours.main, to measure it on the same work)")
     p.add_argument("--override", action="append", default=[], help="extra override for our trainer (repeatable)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before one run is killed")
     args = p.parse_args(argv)
@@ -72,9 +68,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     elif args.results_md is None:
         args.results_md = os.path.join(BENCH_DIR, "RESULTS.md")
     args.sides = [s.strip() for s in args.sides.split(",") if s.strip()]
-    bad = [s for s in args.sides if s not in ("ours", "trl", "patched")]
+    bad = [s for s in args.sides if s not in ("ours", "trl")]
     if bad:
-        p.error(f"--sides: unknown {bad}; use a comma-separated subset of ours, trl, patched")
+        p.error(f"--sides: unknown {bad}; use a comma-separated subset of ours, trl")
     if args.warmup >= min(args.steps, args.sweep_steps):
         p.error(f"--warmup={args.warmup} leaves no measured step (steps={args.steps}, sweep-steps={args.sweep_steps})")
     return args
@@ -98,11 +94,9 @@ class Bench:
         load = os.getloadavg()[0]
         print(f"[bench] run {self.counter}: {side:4s} prompts={spec.prompts_per_step} group={spec.group} "
               f"R={spec.response_length} steps={spec.steps} (load {load:.1f}) ...", end=" ", flush=True)
-        if side in ("ours", "patched"):
-            runner = PATCHED_RUNNER if side == "patched" else self.args.ours_runner
+        if side == "ours":
             result = run_ours(spec, self.assets, self.meta, work, self.args.python, timeout_s=self.args.timeout,
-                              extra_overrides=self.args.override, runner=runner)
-            result.side = side
+                              extra_overrides=self.args.override, runner=self.args.ours_runner)
         else:
             result = run_trl(spec, self.assets, work, self.args.trl_python, timeout_s=self.args.timeout)
         self.results.append(result)
@@ -119,7 +113,7 @@ class Bench:
         """(ours, trl) pooled stats for ``spec``, reusing earlier runs of the same work."""
         same = [r for r in self.results if dataclasses.replace(r.spec, steps=0) == dataclasses.replace(spec, steps=0)]
         if not same:
-            same = [self.run(side, spec) for side in self.args.sides if side != "patched"]
+            same = [self.run(side, spec) for side in self.args.sides]
         return pooled(same, "ours"), pooled(same, "trl")
 
 
@@ -145,15 +139,15 @@ def settings_lines(args, meta: dict, main_spec: RunSpec) -> list[str]:
         "2 shared cores, 2 OpenMP threads per process made steps up to 20x slower whenever another job held a "
         "core), TOKENIZERS_PARALLELISM=false; ours = `verl.trainer.main_ppo.main()` (scripts/bench/run_ours.py: "
         "the hydra entry point plus a per-step CPU-time record) with trainer.backend=local (in-process worker, "
-        "FSDP2 on a 1-rank gloo mesh) and rollout.name=hf; TRL = GRPOTrainer(use_cpu=True) via "
-        "scripts/bench/run_trl.py in .venv-trl; ours + proposed fixes = ours with scripts/bench/proposed_patches.py "
-        "(sampler, on_policy, plain_1rank)",
+        "one rank: the plain module, no FSDP2 wrapping) and rollout.name=hf, recompute_old_log_prob=auto (one "
+        "update per batch: no separate old-log-prob pass); TRL = GRPOTrainer(use_cpu=True) via "
+        "scripts/bench/run_trl.py in .venv-trl",
         f"- timing: step time = ours `timing_s/step` from metrics.jsonl, TRL on_step_begin -> on_step_end (callback);"
         " CPU s = `time.process_time()` over the same span (all threads of the process); first "
         f"{main_spec.warmup} step(s) of every run dropped; medians over all measured steps of all runs",
         f"- main comparison: {args.reps} runs per side x {main_spec.steps - main_spec.warmup} measured steps, "
-        f"alternating {'/'.join(args.sides)}; sweeps: 1 run per side (ours, TRL) and point, {args.sweep_steps - main_spec.warmup} measured "
-        "step(s)",
+        f"alternating {'/'.join(args.sides)}; sweeps: 1 run per side and point, "
+        f"{args.sweep_steps - main_spec.warmup} measured step(s)",
     ]
 
 
@@ -169,7 +163,7 @@ def versions(python: str) -> str:
         return f"unknown ({e})"
 
 
-def write_markdown(path: str, args, meta, main_spec, ours, trl, patched, length_points, batch_points, loads, elapsed,
+def write_markdown(path: str, args, meta, main_spec, ours, trl, length_points, batch_points, loads, elapsed,
                    plot_name: str, command: str) -> None:
     kept = ""
     if os.path.isfile(path):
@@ -178,11 +172,6 @@ def write_markdown(path: str, args, meta, main_spec, ours, trl, patched, length_
         if ANALYSIS_MARKER in text:
             kept = text.split(ANALYSIS_MARKER, 1)[1]
     steps_ratio = ratio(ours, trl, "steps_per_s")
-    fixed = ""
-    if patched:
-        fixed = (f" With the proposed hot-path fixes applied (scripts/bench/proposed_patches.py, see the analysis): "
-                 f"**{ratio(patched, trl, 'steps_per_s'):.2f}x** (CPU time per step: TRL/ours "
-                 f"{ratio(trl, patched, 'cpu_s'):.2f}x).")
     doc = [
         "# GRPO training throughput: ours vs TRL",
         "",
@@ -190,7 +179,7 @@ def write_markdown(path: str, args, meta, main_spec, ours, trl, patched, length_
         "marker).",
         "",
         f"**Result: our steps/s = {steps_ratio:.2f}x TRL's** on identical work (CPU time per step: TRL/ours "
-        f"{ratio(trl, ours, 'cpu_s'):.2f}x; goal: >= 1.5x).{fixed} Machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), shared; load average "
+        f"{ratio(trl, ours, 'cpu_s'):.2f}x; goal: >= 1.5x). Machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), shared; load average "
         f"{loads[0]:.1f} at the start, {loads[1]:.1f} at the end (other jobs ran on the same cores, so every number "
         f"carries that noise). Whole benchmark: {elapsed / 60:.1f} min.",
         "",
@@ -200,13 +189,13 @@ def write_markdown(path: str, args, meta, main_spec, ours, trl, patched, length_
         "",
         "## Main comparison",
         "",
-        comparison_table(ours, trl, patched),
+        comparison_table(ours, trl),
         "",
         "Median time per phase (ours: `timing_s/*`; TRL: time inside `GRPOTrainer._generate`, and the rest of the "
         "step: reward, one forward + backward, optimizer; TRL computes no separate old log-prob pass when "
         "on-policy):",
         "",
-        phase_table(ours, trl, patched),
+        phase_table(ours, trl),
         "",
         "## Scaling",
         "",
@@ -250,7 +239,6 @@ def main(argv=None) -> int:
         for side in args.sides:
             bench.run(side, main_spec)
     ours, trl = pooled(bench.results, "ours"), pooled(bench.results, "trl")
-    patched = pooled(bench.results, "patched")
 
     sweep = dataclasses.replace(main_spec, steps=args.sweep_steps)
     length_points = [(n, *bench.point(dataclasses.replace(sweep, response_length=n))) for n in _ints(args.sweep_lengths)]
@@ -259,17 +247,14 @@ def main(argv=None) -> int:
     elapsed = time.perf_counter() - start
     load_end = os.getloadavg()[0]
 
-    print("\n" + comparison_table(ours, trl, patched) + "\n")
-    print(phase_table(ours, trl, patched) + "\n")
+    print("\n" + comparison_table(ours, trl) + "\n")
+    print(phase_table(ours, trl) + "\n")
     print(sweep_table(length_points, "response length") + "\n")
     print(sweep_table(batch_points, "completions per step") + "\n")
-    if patched and trl:
-        print(f"[bench] with the proposed fixes (scripts/bench/proposed_patches.py): ours/TRL steps/s = "
-              f"{ratio(patched, trl, 'steps_per_s'):.2f}x, CPU s per step TRL/ours = {ratio(trl, patched, 'cpu_s'):.2f}x")
     print(f"[bench] ratio ours/TRL steps/s = {ratio(ours, trl, 'steps_per_s'):.2f}x; "
           f"load average {load_start:.1f} -> {load_end:.1f}; {elapsed / 60:.1f} min", flush=True)
 
-    summary = {"settings": vars(args) | {"sides": args.sides}, "assets": meta, "main": {"ours": ours, "trl": trl, "patched": patched},
+    summary = {"settings": vars(args) | {"sides": args.sides}, "assets": meta, "main": {"ours": ours, "trl": trl},
                "length_sweep": length_points, "batch_sweep": batch_points, "load_average": [load_start, load_end],
                "elapsed_s": elapsed, "runs": [r.to_dict() for r in bench.results]}
     json_path = os.path.join(args.work_dir, "train_throughput.json")
@@ -280,10 +265,10 @@ def main(argv=None) -> int:
         png_path = os.path.join(os.path.dirname(os.path.abspath(args.results_md)), "train_throughput.png")
     title = (f"tiny Qwen2 GRPO on {os.cpu_count()} CPU cores, {args.threads} thread(s) per trainer; "
              f"main setting {main_spec.prompts_per_step}x{main_spec.group} completions, R={main_spec.response_length}")
-    plot(png_path, ours, trl, length_points, batch_points, title, patched)
+    plot(png_path, ours, trl, length_points, batch_points, title)
     if args.results_md:
         command = "python scripts/bench/train_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        write_markdown(args.results_md, args, meta, main_spec, ours, trl, patched, length_points, batch_points,
+        write_markdown(args.results_md, args, meta, main_spec, ours, trl, length_points, batch_points,
                        (load_start, load_end), elapsed, os.path.basename(png_path), command.strip())
         print(f"[bench] wrote {args.results_md} and {png_path}")
     print(f"[bench] raw numbers: {json_path}")

@@ -224,6 +224,42 @@ def need_critic(config: DictConfig) -> bool:
     return config.algorithm.adv_estimator == "gae"
 
 
+def recompute_old_log_prob_mode(config: DictConfig):
+    """``actor_rollout_ref.actor.recompute_old_log_prob`` as "auto", True or False (strings "true" / "false" too);
+    None when the value is none of these."""
+    value = config.actor_rollout_ref.actor.get("recompute_old_log_prob", "auto")
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    return {"auto": "auto", "true": True, "false": False}.get(text)
+
+
+def old_log_prob_shortcut_blockers(config: DictConfig) -> list[str]:
+    """Why the update's own (detached) log-probs cannot stand in for the old policy's; empty when they can.
+
+    They can when every batch gets exactly one optimizer step (the old policy is then the current one) and
+    nothing else reads the old log-probs before the update.
+    """
+    actor, reasons = config.actor_rollout_ref.actor, []
+    if int(actor.ppo_epochs) != 1:
+        reasons.append(f"actor_rollout_ref.actor.ppo_epochs={actor.ppo_epochs} (needs 1)")
+    if int(actor.ppo_mini_batch_size) != int(config.data.train_batch_size):
+        reasons.append(f"actor_rollout_ref.actor.ppo_mini_batch_size={actor.ppo_mini_batch_size} != "
+                       f"data.train_batch_size={config.data.train_batch_size} (more than one optimizer step a batch)")
+    if config.algorithm.use_kl_in_reward:
+        reasons.append("algorithm.use_kl_in_reward=True (the KL penalty in the reward reads the old log-probs)")
+    return reasons
+
+
+def need_old_log_prob_pass(config: DictConfig) -> bool:
+    """Whether the trainer runs the separate old-policy log-prob forward before the update: always with
+    recompute_old_log_prob=true, never with false, and with auto whenever the on-policy shortcut is not exact."""
+    mode = recompute_old_log_prob_mode(config)
+    if mode == "auto":
+        return bool(old_log_prob_shortcut_blockers(config))
+    return mode is not False
+
+
 def _one_of(errors: list[str], section: DictConfig, name: str, global_key: str, per_gpu_key: str) -> None:
     """verl's rule: set exactly one of the legacy global micro-batch key and the *_per_gpu key."""
     g, p = section.get(global_key), section.get(per_gpu_key)
@@ -323,13 +359,20 @@ def config_errors(config: DictConfig) -> list[str]:
             errors.append(f"{key}={value}: sequence parallelism is not supported here (use 1)")
     if int(actor.ppo_epochs) < 1:
         errors.append(f"actor_rollout_ref.actor.ppo_epochs={actor.ppo_epochs} must be >= 1")
+    recompute = recompute_old_log_prob_mode(config)
+    if recompute is None:
+        errors.append(f"actor_rollout_ref.actor.recompute_old_log_prob={actor.recompute_old_log_prob!r} is not one "
+                      f"of auto, true, false")
+    elif recompute is False and old_log_prob_shortcut_blockers(config):
+        errors.append("actor_rollout_ref.actor.recompute_old_log_prob=false needs exactly one optimizer step per "
+                      "batch and no KL in the reward; here: " + "; ".join(old_log_prob_shortcut_blockers(config)))
 
     train_bs = int(data.train_batch_size)
     if train_bs > 0 and n >= 1:
         _check_mini_micro(errors, actor, "actor_rollout_ref.actor", train_bs, n, ws)
         if need_critic(config):
             _check_mini_micro(errors, config.critic, "critic", train_bs, n, ws)
-        if not rollout.log_prob_use_dynamic_bsz:
+        if not rollout.log_prob_use_dynamic_bsz and recompute is not None and need_old_log_prob_pass(config):
             _one_of(errors, rollout, "actor_rollout_ref.rollout", "log_prob_micro_batch_size",
                     "log_prob_micro_batch_size_per_gpu")
         if need_reference_policy(config) and not arr.ref.log_prob_use_dynamic_bsz:

@@ -1,7 +1,7 @@
 """Supervised fine-tuning on the same FSDP2 model code as the PPO workers (verl's FSDPSFTTrainer).
 
-Runs as one process (a one-rank FSDP2 mesh) or under torchrun (one rank per process, gloo on CPU / nccl on
-GPU). Each global batch is split evenly over the ranks, then into micro-batches; the loss is the cross-entropy
+Runs as one process (one rank: the plain module, as the PPO workers use it) or under torchrun (one FSDP2 rank
+per process, gloo on CPU / nccl on GPU). Each global batch is split evenly over the ranks, then into micro-batches; the loss is the cross-entropy
 of the response tokens, averaged over every response token of the global batch, so the gradient does not
 depend on the micro-batch size or the number of ranks.
 """
@@ -28,15 +28,27 @@ def _stack(items: list[dict]) -> dict[str, torch.Tensor]:
     return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
 
-def response_token_loss(logits: torch.Tensor, input_ids: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
+def loss_positions(loss_mask: torch.Tensor) -> torch.Tensor:
+    """Positions [K] (shared by the rows of a micro-batch) whose next token is a response target in some row:
+    loss_mask [B, T] -> [K], ascending. Only these need logits: the prompt positions before the earliest response
+    in the micro-batch and the padding after the longest one are never projected onto the vocabulary."""
+    return loss_mask[:, 1:].bool().any(dim=0).nonzero().squeeze(-1)
+
+
+def response_token_loss(logits: torch.Tensor, input_ids: torch.Tensor, loss_mask: torch.Tensor,
+                        positions: torch.Tensor | None = None) -> torch.Tensor:
     """Summed next-token cross-entropy over response targets.
 
-    logits [B, T, V], input_ids [B, T], loss_mask [B, T] (1 on response tokens) -> scalar (sum, not mean).
+    logits [B, T, V] for every position, or [B, K, V] for ``positions`` [K] only (see ``loss_positions``);
+    input_ids [B, T], loss_mask [B, T] (1 on response tokens) -> scalar (sum, not mean).
     Position t predicts token t+1, so the mask of the TARGET token selects the term.
     """
-    targets = input_ids[:, 1:]
-    mask = loss_mask[:, 1:].to(logits.dtype)
-    ce = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+    if positions is None:
+        positions = torch.arange(input_ids.shape[1] - 1, device=input_ids.device)
+        logits = logits[:, :-1]
+    targets = input_ids[:, positions + 1]
+    mask = loss_mask[:, positions + 1].to(logits.dtype)
+    ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
     return (ce.view_as(targets) * mask).sum()
 
 
@@ -111,9 +123,10 @@ class FSDPSFTTrainer:
             yield {k: v[start:start + self.micro_batch_size] for k, v in rows.items()}
 
     def _forward_loss_sum(self, mb: dict[str, torch.Tensor]) -> torch.Tensor:
+        positions = loss_positions(mb["loss_mask"])  # the vocabulary projection only where a target follows
         logits = self.model(input_ids=mb["input_ids"], attention_mask=mb["attention_mask"],
-                            position_ids=mb["position_ids"], use_cache=False).logits
-        return response_token_loss(logits, mb["input_ids"], mb["loss_mask"])
+                            position_ids=mb["position_ids"], use_cache=False, logits_to_keep=positions).logits
+        return response_token_loss(logits, mb["input_ids"], mb["loss_mask"], positions)
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One optimizer step on a global batch. Returns train/loss (token mean), train/lr, train/grad_norm."""

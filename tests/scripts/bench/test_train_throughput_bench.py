@@ -1,7 +1,8 @@
 """Fast checks of the training-throughput benchmark's parts (the full benchmark runs both trainers for minutes).
 
 Covered: the shared work is really identical and fixed-length (prompt token lengths, unreachable EOS), the toy
-reward, the peak-RSS monitor, the report arithmetic and plot, and the proposed inverse-CDF sampler's distribution.
+reward, the peak-RSS monitor, the report arithmetic and plot. (The sampler's distribution is tested with the
+rollout, tests/verl/workers/rollout/test_hf_rollout.py.)
 """
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import os
 import sys
 
 import pytest
-import torch
 
 BENCH = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "scripts", "bench"))
 sys.path.insert(0, BENCH)
@@ -19,7 +19,6 @@ import bench_task  # noqa: E402
 from bench_report import comparison_table, plot, pooled, ratio, sweep_table  # noqa: E402
 from bench_runs import RunResult, RunSpec, ours_overrides  # noqa: E402
 from proc_monitor import run_monitored  # noqa: E402
-from proposed_patches import inverse_cdf_sample  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +106,7 @@ def test_report_pools_medians_and_takes_ratios(tmp_path):
     assert ours["peak_rss_mib"] == 200
     assert ratio(ours, trl, "steps_per_s") == pytest.approx(1.5)
     assert ratio(trl, ours, "cpu_s") == pytest.approx(2.0)
-    assert "**1.50x**" in comparison_table(ours, trl)
-    assert comparison_table(ours, trl, ours).count("**1.50x**") == 2
+    assert "**1.50x**" in comparison_table(ours, trl) and "**2.00x**" in comparison_table(ours, trl)
     assert "| 64 |" in sweep_table([(64, ours, trl)], "response length")
     path = str(tmp_path / "plot.png")
     plot(path, ours, trl, [(64, ours, trl), (128, ours, trl)], [(8, ours, trl)], "t")
@@ -119,12 +117,3 @@ def test_report_pools_medians_and_takes_ratios(tmp_path):
 def test_failed_runs_are_left_out_of_the_pool():
     failed = _result("ours", [], [], 50)
     assert pooled([failed], "ours") == {}
-
-
-def test_proposed_inverse_cdf_sampler_matches_the_distribution():
-    probs = torch.tensor([[0.5, 0.3, 0.2, 0.0]]).repeat(20000, 1)
-    gen = torch.Generator().manual_seed(0)
-    draws = inverse_cdf_sample(probs, generator=gen)
-    freq = torch.bincount(draws, minlength=4).float() / len(draws)
-    assert torch.allclose(freq[:3], torch.tensor([0.5, 0.3, 0.2]), atol=0.015)
-    assert freq[3] == 0  # a zero-probability token is never drawn

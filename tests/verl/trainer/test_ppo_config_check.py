@@ -114,3 +114,36 @@ def test_cli_composes_old_style_overrides(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)  # hydra writes outputs/ here
     assert proc.returncode == 0, proc.stderr
     assert "val_before_train: false" in proc.stdout and "attention_dropout: 0.0" in proc.stdout
+
+
+def _old_pass(overrides):
+    from verl.trainer.config_check import need_old_log_prob_pass
+
+    return need_old_log_prob_pass(validate_config(load_config(GOOD + overrides)))
+
+
+ONE_UPDATE = ["actor_rollout_ref.actor.ppo_mini_batch_size=4"]  # = data.train_batch_size, ppo_epochs 1
+
+
+def test_old_log_prob_pass_is_skipped_only_when_each_batch_gets_one_update():
+    assert not _old_pass(ONE_UPDATE)  # auto
+    assert _old_pass(ONE_UPDATE + ["actor_rollout_ref.actor.recompute_old_log_prob=true"])
+    assert _old_pass([])  # two mini-batches per batch
+    assert _old_pass(ONE_UPDATE + ["actor_rollout_ref.actor.ppo_epochs=2"])
+    # the KL penalty in the reward reads the old log-probs before the update
+    assert _old_pass(ONE_UPDATE + ["algorithm.use_kl_in_reward=True",
+                                   "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=2"])
+
+
+def test_forcing_the_shortcut_where_it_is_not_exact_is_an_error():
+    msg = _errors(["actor_rollout_ref.actor.recompute_old_log_prob=false", "actor_rollout_ref.actor.ppo_epochs=2"])
+    assert "recompute_old_log_prob=false" in msg and "ppo_epochs=2" in msg and "ppo_mini_batch_size=2" in msg
+    msg = _errors(["actor_rollout_ref.actor.recompute_old_log_prob=sometimes"])
+    assert "recompute_old_log_prob='sometimes' is not one of auto, true, false" in msg
+
+
+def test_log_prob_micro_batch_is_required_only_when_the_old_pass_runs():
+    no_micro = [g for g in GOOD if "log_prob_micro" not in g]
+    validate_config(load_config(no_micro + ONE_UPDATE))
+    with pytest.raises(ConfigError, match="log_prob_micro_batch_size_per_gpu"):
+        validate_config(load_config(no_micro))

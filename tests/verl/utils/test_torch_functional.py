@@ -94,6 +94,28 @@ def test_logprobs_and_entropy_match_log_softmax_values_and_gradients(monkeypatch
     torch.testing.assert_close(logits.grad.float(), ref_logits.grad, atol=tol, rtol=tol)
 
 
+@pytest.mark.parametrize("chunk_elements", [verl_F.CHUNK_ELEMENTS, 7])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_logprobs_and_entropy_equal_the_separate_kernels(monkeypatch, chunk_elements, dtype):
+    """One pass gives the same log-probs (and log-prob gradients) and entropies; the entropy is detached."""
+    monkeypatch.setattr(verl_F, "CHUNK_ELEMENTS", chunk_elements)
+    torch.manual_seed(2)
+    base = (torch.randn(3, 5, 11) * 3).to(dtype)
+    labels = torch.randint(0, 11, (3, 5))
+    weights = torch.randn(3, 5)
+    fused_logits, separate_logits = base.clone().requires_grad_(True), base.clone().requires_grad_(True)
+    logp, ent = verl_F.logprobs_and_entropy_from_logits(fused_logits, labels)
+    assert not ent.requires_grad and logp.requires_grad
+    (logp * weights).sum().backward()
+    ref_logp = verl_F.logprobs_from_logits(separate_logits, labels)
+    (ref_logp * weights).sum().backward()
+    torch.testing.assert_close(logp, ref_logp, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(ent, verl_F.entropy_from_logits(base), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(fused_logits.grad, separate_logits.grad, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="labels"):
+        verl_F.logprobs_and_entropy_from_logits(base, labels[:, :2])
+
+
 def test_logprobs_and_entropy_pass_gradcheck_in_float64():
     torch.manual_seed(1)
     logits = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)

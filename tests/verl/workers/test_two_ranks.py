@@ -1,5 +1,5 @@
-"""Two FSDP2 ranks (torch.multiprocessing spawn + gloo) against one rank: the same update, the same greedy rollout,
-a sharded checkpoint that round-trips, and an HF export gathered from both shards."""
+"""Two FSDP2 ranks (torch.multiprocessing spawn + gloo) against one rank (the plain module a single rank uses): the
+same update, the same greedy rollout, a sharded checkpoint that round-trips, and the same HF export."""
 import json
 import os
 import socket
@@ -44,7 +44,7 @@ def _run(model_dir: str, vocab: int, rank: int, world: int, ckpt_dir: str = None
     )
     rollout = HFRollout(actor.actor_module, OmegaConf.create({"response_length": 5, "val_kwargs": {"do_sample": False}}))
     gen = rollout.generate_sequences(_prompts(vocab).chunk(world)[rank])
-    assert is_sharded(actor.actor_module)
+    assert is_sharded(actor.actor_module) == (world > 1)  # one rank: no FSDP2 wrapping (nothing to shard)
 
     data = with_old_log_probs(actor, ppo_batch(vocab_size=vocab, seed=3), noise=0.3)  # full batch on every rank
     data.batch["ref_log_prob"] = data.batch["old_log_probs"] + 0.2
@@ -63,13 +63,17 @@ def _run(model_dir: str, vocab: int, rank: int, world: int, ckpt_dir: str = None
     if ckpt_dir is not None:
         manager = FSDPCheckpointManager(actor.actor_module, actor.actor_optimizer)
         manager.save_checkpoint(ckpt_dir)
-        local_before = {n: p.to_local().clone() for n, p in actor.actor_module.named_parameters()}
+        local_before = {n: _local(p).clone() for n, p in actor.actor_module.named_parameters()}
         actor.update_policy(data.chunk(world)[rank])  # move away, then restore
         manager.load_checkpoint(ckpt_dir)
         result["restored_exactly"] = all(
-            torch.equal(local_before[n], p.to_local()) for n, p in actor.actor_module.named_parameters()
+            torch.equal(local_before[n], _local(p)) for n, p in actor.actor_module.named_parameters()
         )
     return result
+
+
+def _local(param: torch.Tensor) -> torch.Tensor:
+    return param.to_local() if hasattr(param, "to_local") else param
 
 
 def _rank_main(rank: int, world: int, port: int, model_dir: str, vocab: int, out_dir: str) -> None:
@@ -90,9 +94,15 @@ def two_rank_results(tiny_model_dir, tiny_vocab, tmp_path_factory):
     return out_dir, [torch.load(os.path.join(out_dir, f"rank{r}.pt"), weights_only=False) for r in range(2)]
 
 
-def test_two_ranks_update_equals_one_rank(cpu_group, tiny_model_dir, tiny_vocab, two_rank_results):
+@pytest.fixture(scope="module")
+def one_rank_result(cpu_group, tiny_model_dir, tiny_vocab, tmp_path_factory):
+    out_dir = str(tmp_path_factory.mktemp("one_rank"))
+    return out_dir, _run(tiny_model_dir, tiny_vocab, rank=0, world=1, ckpt_dir=os.path.join(out_dir, "ckpt"))
+
+
+def test_two_ranks_update_equals_one_rank(two_rank_results, one_rank_result):
     _, (rank0, rank1) = two_rank_results
-    single = _run(tiny_model_dir, tiny_vocab, rank=0, world=1)
+    _, single = one_rank_result
     for part in ("actor", "critic"):
         for name, value in single[part].items():
             torch.testing.assert_close(rank0[part][name], value, atol=1e-5, rtol=0, msg=f"{part}: {name}")
@@ -125,3 +135,20 @@ def test_two_rank_sharded_checkpoint_round_trip_and_hf_export(two_rank_results):
     for name, param in exported.named_parameters():
         assert torch.equal(param.detach(), rank0["actor"][name]), name
     assert torch.equal(exported.get_output_embeddings().weight, rank0["actor"]["model.embed_tokens.weight"])
+
+
+def test_one_rank_plain_checkpoint_round_trips_and_exports_like_two_ranks(two_rank_results, one_rank_result):
+    """The plain single-rank module writes the same checkpoint layout and an HF export with the same tensors
+    (names, shapes, dtypes, tied embedding left out) as two FSDP2 ranks; values differ only by the update's
+    floating-point summation order."""
+    two_dir, _ = two_rank_results
+    one_dir, single = one_rank_result
+    assert single["restored_exactly"]
+    assert {"model_world_size_1_rank_0.pt", "optim_world_size_1_rank_0.pt"} <= set(os.listdir(os.path.join(one_dir, "ckpt")))
+    one = load_file(os.path.join(one_dir, "ckpt", "huggingface", "model.safetensors"))
+    two = load_file(os.path.join(two_dir, "ckpt", "huggingface", "model.safetensors"))
+    assert one.keys() == two.keys() and "lm_head.weight" not in one
+    assert exported_config_ties(os.path.join(one_dir, "ckpt", "huggingface"))
+    for name in one:
+        assert one[name].dtype == two[name].dtype
+        torch.testing.assert_close(one[name], two[name], atol=1e-5, rtol=0, msg=name)

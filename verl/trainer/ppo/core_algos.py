@@ -440,7 +440,8 @@ def kl_penalty(logprob: torch.Tensor, ref_logprob: torch.Tensor, kl_penalty: str
     logprob, ref_logprob [B, T] -> [B, T]:
     "kl"/"k1": log p - log q;  "abs": |log p - log q|;  "mse"/"k2": 0.5 (log p - log q)^2;
     "low_var_kl"/"k3": exp(log q - log p) - (log q - log p) - 1, its log-ratio clamped to
-    [-20, 20] and the result to [-10, 10] for stability.
+    [-20, 20] and the result to [0, 10] for stability (k3 >= 0 exactly; float32 rounding near a log-ratio of 0
+    could otherwise give -6e-8; verl's lower clamp of -10 is never reached).
     """
     if kl_penalty in ("kl", "k1"):
         return logprob - ref_logprob
@@ -450,5 +451,5 @@ def kl_penalty(logprob: torch.Tensor, ref_logprob: torch.Tensor, kl_penalty: str
         return 0.5 * (logprob - ref_logprob).square()
     if kl_penalty in ("low_var_kl", "k3"):
         kl = torch.clamp(ref_logprob - logprob, min=-20, max=20)
-        return torch.clamp(torch.exp(kl) - kl - 1, min=-10, max=10)
+        return torch.clamp(torch.exp(kl) - kl - 1, min=0, max=10)
     raise ValueError(f"unknown kl_penalty {kl_penalty!r}; valid: {list(KL_PENALTY_MODES)}")

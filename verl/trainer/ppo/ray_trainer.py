@@ -1,7 +1,8 @@
 """The PPO / GRPO fit loop on the driver (verl's RayPPOTrainer), for the Ray and the in-process backends.
 
-One step: prompts -> generate (each prompt rollout.n times) -> reward -> old log-probs -> ref log-probs ->
-values -> (KL in reward) -> advantages -> update critic -> update actor -> metrics, validation, checkpoint.
+One step: prompts -> generate (each prompt rollout.n times) -> reward -> old log-probs (skipped when the batch
+gets exactly one update: actor.recompute_old_log_prob) -> ref log-probs -> values -> (KL in reward) -> advantages
+-> update critic -> update actor -> metrics, validation, checkpoint.
 The driver never reaches into a worker: every arrow is a registered worker-group call.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from verl.protocol import DataProto
 from verl.single_controller import ClassWithInitArgs, make_worker_groups
-from verl.trainer.config_check import need_critic, need_reference_policy, world_size
+from verl.trainer.config_check import need_critic, need_old_log_prob_pass, need_reference_policy, world_size
 from verl.trainer.ppo import core_algos
 from verl.trainer.ppo.advantage import apply_kl_penalty, compute_advantage, compute_response_mask
 from verl.trainer.ppo.metric_utils import (compute_data_metrics, compute_memory_metrics, compute_reward_extra_metrics,
@@ -66,6 +67,7 @@ class RayPPOTrainer:
         self.role_worker_mapping = role_worker_mapping
         self.use_critic = need_critic(config)
         self.use_reference_policy = need_reference_policy(config)
+        self.use_old_log_prob_pass = need_old_log_prob_pass(config)
         self.world_size = world_size(config)
         self.kl_ctrl_in_reward = core_algos.get_kl_controller(config.algorithm.kl_ctrl) \
             if config.algorithm.use_kl_in_reward else None
@@ -191,16 +193,18 @@ class RayPPOTrainer:
 
         with timer("reward", timing_raw):
             reward_tensor, reward_extra = compute_reward(batch, self.reward_fn)
-        metrics.update(compute_reward_extra_metrics(reward_extra))
-        with timer("old_log_prob", timing_raw):
-            batch.meta_info["temperature"] = float(cfg.actor_rollout_ref.rollout.temperature)
-            old = self.actor_rollout_wg.compute_log_prob(batch)
-            entropys = old.batch.pop("entropys", None) if "entropys" in old.batch.keys() else None
-            if entropys is not None:
-                mask = batch.batch["response_mask"]
-                metrics["actor/entropy"] = ((entropys * mask).sum() / mask.sum().clamp(min=1)).item()
-            metrics.update(pop_worker_metrics(old))
-            batch = batch.union(old)
+        metrics.update(compute_reward_extra_metrics(
+            reward_extra, categorical_keys=tuple(self.config.reward_model.get("categorical_extra_keys", ["reason"]))))
+        batch.meta_info["temperature"] = float(cfg.actor_rollout_ref.rollout.temperature)
+        if self.use_old_log_prob_pass:  # else the update uses its own log-probs (see need_old_log_prob_pass)
+            with timer("old_log_prob", timing_raw):
+                old = self.actor_rollout_wg.compute_log_prob(batch)
+                entropys = old.batch.pop("entropys", None) if "entropys" in old.batch.keys() else None
+                if entropys is not None:
+                    mask = batch.batch["response_mask"]
+                    metrics["actor/entropy"] = ((entropys * mask).sum() / mask.sum().clamp(min=1)).item()
+                metrics.update(pop_worker_metrics(old))
+                batch = batch.union(old)
         if self.use_reference_policy:
             with timer("ref", timing_raw):
                 ref = self.ref_policy_wg.compute_ref_log_prob(batch)

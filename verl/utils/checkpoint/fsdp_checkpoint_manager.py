@@ -2,7 +2,8 @@
 HF-format export that ``transformers`` (and vLLM) load.
 
 Layout of ``local_path`` (verl's file names):
-    model_world_size_{W}_rank_{r}.pt        sharded model state (DTensor shards, on CPU)
+    model_world_size_{W}_rank_{r}.pt        sharded model state (DTensor shards, on CPU; plain tensors for the plain
+                                            module a single rank uses: either loads into either form)
     optim_world_size_{W}_rank_{r}.pt        sharded optimizer state
     extra_state_world_size_{W}_rank_{r}.pt  lr scheduler + RNG states (python, numpy, torch cpu / cuda)
     huggingface/                            config, safetensors weights, generation config, tokenizer
@@ -30,7 +31,9 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-from verl.utils.fsdp_utils import drop_tied_output_embeddings, full_state_dict, unwrapped_model_class
+from torch.distributed.tensor import DTensor
+
+from verl.utils.fsdp_utils import drop_tied_output_embeddings, fsdp_modules, full_state_dict, unwrapped_model_class
 
 DEFAULT_CONTENTS = ("model", "optimizer", "extra", "hf_model")
 _KNOWN_CONTENTS = set(DEFAULT_CONTENTS)
@@ -45,6 +48,29 @@ def _rank_world() -> tuple[int, int]:
 def _barrier() -> None:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
+
+
+def _tensor_kind(state):
+    """"sharded" when ``state`` holds a DTensor, "plain" when it holds only plain tensors (scalars aside: FSDP2
+    keeps optimizer step counters plain), None when it holds neither (e.g. the state of momentum-free SGD)."""
+    if isinstance(state, DTensor):
+        return "sharded"
+    if isinstance(state, torch.Tensor):
+        return "plain" if state.ndim > 0 else None
+    values = state.values() if isinstance(state, dict) else state if isinstance(state, (list, tuple)) else ()
+    kinds = {_tensor_kind(v) for v in values}
+    return "sharded" if "sharded" in kinds else "plain" if "plain" in kinds else None
+
+
+def _full_tensors(state):
+    """``state`` with every DTensor replaced by its full tensor (collective over the DTensor's mesh)."""
+    if isinstance(state, DTensor):
+        return state.full_tensor()
+    if isinstance(state, dict):
+        return {k: _full_tensors(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(_full_tensors(v) for v in state)
+    return state
 
 
 def get_rng_state() -> dict:
@@ -176,10 +202,12 @@ class FSDPCheckpointManager:
         global_step = 0
         if "model" in self.contents:
             sd = torch.load(self._require(local_path, "model", rank, world), weights_only=False)
-            set_model_state_dict(self.model, sd, options=StateDictOptions(full_state_dict=False, strict=True))
+            sd, full = self._as_model_expects(sd)
+            set_model_state_dict(self.model, sd, options=StateDictOptions(full_state_dict=full, strict=True))
         if "optimizer" in self.contents and self.optimizer is not None:
             sd = torch.load(self._require(local_path, "optim", rank, world), weights_only=False)
-            set_optimizer_state_dict(self.model, self.optimizer, sd, options=StateDictOptions(full_state_dict=False))
+            sd, full = self._as_model_expects(sd)
+            set_optimizer_state_dict(self.model, self.optimizer, sd, options=StateDictOptions(full_state_dict=full))
         if "extra" in self.contents:
             extra = torch.load(self._require(local_path, "extra_state", rank, world), weights_only=False)
             if self.lr_scheduler is not None and extra.get("lr_scheduler") is not None:
@@ -190,6 +218,15 @@ class FSDPCheckpointManager:
         if del_local_after_load and rank == 0:
             shutil.rmtree(local_path, ignore_errors=True)
         return global_step
+
+    def _as_model_expects(self, state: dict) -> tuple[dict, bool]:
+        """(state, full_state_dict) for ``set_*_state_dict``. A one-rank run holds either an FSDP2 model (shards
+        are DTensors) or a plain one (fsdp2_is_needed), and a checkpoint of one must load into the other: plain
+        tensors go in as a full state dict (FSDP2 shards them), one-rank DTensor shards are the full tensors."""
+        saved = _tensor_kind(state)
+        if saved is None or saved == ("sharded" if fsdp_modules(self.model) else "plain"):
+            return state, False
+        return (_full_tensors(state) if saved == "sharded" else state), True
 
     def _require(self, local_path: str, kind: str, rank: int, world: int) -> str:
         path = self._file(local_path, kind, rank, world)

@@ -17,7 +17,8 @@ from torch import nn
 from verl.protocol import DataProto
 from verl.trainer.ppo import core_algos
 from verl.utils.fsdp_utils import compute_device, fsdp2_clip_grad_norm_
-from verl.utils.torch_functional import entropy_from_logits, logprobs_from_logits
+from verl.utils.torch_functional import (entropy_from_logits, logprobs_and_entropy_from_logits,
+                                         logprobs_from_logits)
 
 from .base import BasePPOActor
 from .micro_batching import (
@@ -28,7 +29,7 @@ from .micro_batching import (
     split_micro_batches,
     token_share,
 )
-from .padding import next_token_labels, pack_batch, resolve_remove_padding, unpack
+from .padding import pack_batch, resolve_remove_padding, response_predictor_positions
 
 
 def response_mask_of(batch) -> torch.Tensor:
@@ -66,7 +67,13 @@ class DataParallelPPOActor(BasePPOActor):
     def _forward_micro_batch(
         self, micro_batch, temperature: float, calculate_entropy: bool = False, entropy_grad: bool = True
     ) -> tuple[Optional[torch.Tensor], torch.Tensor]:
-        """Entropy [b, R] (or None) and log-probs [b, R] of ``responses`` under logits / temperature."""
+        """Entropy [b, R] (or None) and log-probs [b, R] of ``responses`` under logits / temperature.
+
+        The vocabulary projection runs only on the hidden states that predict a response token (the last prompt
+        token and the response tokens but the last), never on the rest of the prompt: with long prompts the
+        projection (and the [*, V] logits) would otherwise be mostly spent on positions nobody scores. With
+        ``entropy_grad`` False the entropy comes detached, from the same pass over the logits as the log-probs.
+        """
         responses = micro_batch["responses"]
         response_length = responses.shape[-1]
         input_ids = micro_batch["input_ids"]
@@ -74,30 +81,39 @@ class DataParallelPPOActor(BasePPOActor):
         position_ids = micro_batch["position_ids"]
 
         if self.use_remove_padding:
-            batch_size, seqlen = input_ids.shape
             ids, pos, indices = pack_batch(input_ids, attention_mask, position_ids)
-            logits = self.actor_module(input_ids=ids, position_ids=pos, attention_mask=None, use_cache=False).logits
-            logits = logits[0].float() / temperature  # [nnz, V]
-            log_probs = unpack(logprobs_from_logits(logits, next_token_labels(ids)), indices, batch_size, seqlen)
-            log_probs = log_probs[:, -response_length - 1 : -1]
+            keep, valid = response_predictor_positions(attention_mask, indices, response_length)
+            logits = self.actor_module(
+                input_ids=ids, position_ids=pos, attention_mask=None, use_cache=False, logits_to_keep=keep
+            ).logits[0]  # [N, V]: one row per real response token
+            labels = responses[valid]
         else:
+            seqlen = input_ids.shape[-1]
+            keep = torch.arange(seqlen - response_length - 1, seqlen - 1, device=input_ids.device)
             logits = self.actor_module(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 position_ids=position_ids,
                 use_cache=False,
-                logits_to_keep=response_length + 1,
-            ).logits
-            logits = logits[:, :-1].float() / temperature  # [b, R, V], position t predicts response token t
-            log_probs = logprobs_from_logits(logits, responses)
+                logits_to_keep=keep,
+            ).logits  # [b, R, V], position t predicts response token t
+            labels = responses
+        logits = logits.float()
+        if temperature != 1.0:
+            logits = logits / temperature
 
         entropy = None
-        if calculate_entropy:
-            with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-                ent = entropy_from_logits(logits if entropy_grad else logits.detach())
-            if self.use_remove_padding:
-                ent = unpack(ent, indices, batch_size, seqlen)[:, -response_length - 1 : -1]
-            entropy = ent
+        if not calculate_entropy:
+            log_probs = logprobs_from_logits(logits, labels)
+        elif entropy_grad and torch.is_grad_enabled():
+            log_probs, entropy = logprobs_from_logits(logits, labels), entropy_from_logits(logits)
+        else:
+            log_probs, entropy = logprobs_and_entropy_from_logits(logits, labels)
+
+        if self.use_remove_padding:  # back to [b, R], 0 where there is no response token
+            log_probs = log_probs.new_zeros(valid.shape).masked_scatter(valid, log_probs)
+            if entropy is not None:
+                entropy = entropy.new_zeros(valid.shape).masked_scatter(valid, entropy)
         return entropy, log_probs
 
     def _optimizer_step(self) -> torch.Tensor:
@@ -143,11 +159,17 @@ class DataParallelPPOActor(BasePPOActor):
         """PPO update: ``ppo_epochs`` passes over mini-batches of ``ppo_mini_batch_size`` rows, each one optimizer
         step accumulated over micro-batches.
 
-        Batch: responses, input_ids, attention_mask, position_ids, old_log_probs, advantages, response_mask (or
-        derived from attention_mask), ref_log_prob when use_kl_loss; meta_info ``temperature``.
+        Batch: responses, input_ids, attention_mask, position_ids, advantages, response_mask (or derived from
+        attention_mask), ref_log_prob when use_kl_loss, old_log_probs; meta_info ``temperature``.
+
+        On-policy shortcut: without ``old_log_probs`` the update must be a single optimizer step (ppo_epochs 1 and
+        the batch is one mini-batch); the old policy then IS the current one, so the update's own log-probs,
+        detached, stand for the old ones (ratio 1, the same gradient as with a separate old-log-prob pass).
+
         Returns metrics {actor/pg_loss, actor/pg_clipfrac, actor/pg_clipfrac_lower, actor/ppo_kl, actor/entropy,
         actor/kl_loss, actor/kl_coef, actor/grad_norm: one value per mini-batch}; each loss value is the exact
-        mini-batch value (token-weighted over micro-batches and ranks).
+        mini-batch value (token-weighted over micro-batches and ranks). The entropy carries gradients only when
+        entropy_coeff != 0; otherwise it is a metric computed in the same pass as the log-probs.
         """
         cfg = self.config
         if self.actor_optimizer is None:
@@ -158,8 +180,18 @@ class DataParallelPPOActor(BasePPOActor):
         use_kl_loss = bool(cfg.get("use_kl_loss", False))
         entropy_coeff = float(cfg.get("entropy_coeff", 0.0))
         clip_ratio = cfg.get("clip_ratio", 0.2)
+        mini_size = int(cfg.ppo_mini_batch_size)
+        epochs = int(cfg.get("ppo_epochs", 1))
 
-        keys = ["responses", "input_ids", "attention_mask", "position_ids", "old_log_probs", "advantages"]
+        keys = ["responses", "input_ids", "attention_mask", "position_ids", "advantages"]
+        on_policy = "old_log_probs" not in data.batch.keys()
+        if on_policy and (epochs != 1 or len(data) > mini_size):
+            raise KeyError(
+                f"update_policy: data.batch lacks 'old_log_probs', which only a single optimizer step may do without "
+                f"(here ppo_epochs={epochs}, {len(data)} rows in mini-batches of {mini_size})"
+            )
+        if not on_policy:
+            keys.append("old_log_probs")
         if "response_mask" in data.batch.keys():
             keys.append("response_mask")
         if use_kl_loss:
@@ -170,8 +202,7 @@ class DataParallelPPOActor(BasePPOActor):
         data = data.select(batch_keys=keys)
 
         metrics: dict[str, list] = defaultdict(list)
-        mini_size = int(cfg.ppo_mini_batch_size)
-        for _ in range(int(cfg.get("ppo_epochs", 1))):
+        for _ in range(epochs):
             epoch_data = data[torch.randperm(len(data))] if cfg.get("shuffle", False) else data
             for mini in epoch_data.split(mini_size):
                 micro_batches, _ = split_micro_batches(
@@ -196,7 +227,7 @@ class DataParallelPPOActor(BasePPOActor):
                     )
                     # every loss below is this micro-batch's share of the mini-batch loss, times the DP size
                     pg_loss, pg_clipfrac, ppo_kl, pg_clipfrac_lower = core_algos.compute_policy_loss(
-                        old_log_prob=batch["old_log_probs"],
+                        old_log_prob=log_prob.detach() if on_policy else batch["old_log_probs"],
                         log_prob=log_prob,
                         advantages=batch["advantages"],
                         response_mask=response_mask,

@@ -28,10 +28,29 @@ def unpack(packed: torch.Tensor, indices: torch.Tensor, batch: int, seqlen: int)
     return pad_input(packed.unsqueeze(-1), indices, batch, seqlen).squeeze(-1)
 
 
-def next_token_labels(packed_input_ids: torch.Tensor) -> torch.Tensor:
-    """Labels [nnz] for packed ids [1, nnz]: the next token of the same row. The label of each sequence's last
-    token crosses into the next sequence; it only scores the position after the response, which is masked."""
-    return torch.roll(packed_input_ids[0], shifts=-1, dims=0)
+def response_predictor_positions(
+    attention_mask: torch.Tensor, indices: torch.Tensor, response_length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where the logits of the response tokens come from in a packed row.
+
+    Args:
+        attention_mask: [B, S] (left-padded prompt, right-padded response of ``response_length`` columns).
+        indices: [nnz] flat indices of the kept tokens, from ``pack_batch``.
+    Returns:
+        positions [N]: the packed positions whose next token is a real response token (in row-major order of the
+        response tokens), for ``logits_to_keep``; and valid [B, R] (bool), where those N response tokens are.
+    """
+    batch, seqlen = attention_mask.shape
+    packed_index = torch.full((batch * seqlen,), -1, dtype=torch.long, device=indices.device)
+    packed_index[indices] = torch.arange(indices.numel(), device=indices.device)
+    packed_index = packed_index.view(batch, seqlen)
+    valid = attention_mask[:, seqlen - response_length:].bool()
+    positions = packed_index[:, seqlen - response_length - 1: seqlen - 1][valid]
+    if (positions < 0).any():
+        rows = sorted(set(valid.nonzero()[:, 0][positions < 0].tolist()))
+        raise ValueError(f"rows {rows}: a response token follows padding; prompts must be left-padded and "
+                         "responses right-padded, with at least one prompt token")
+    return positions, valid
 
 
 def packed_sequences_supported(attn_implementation: str) -> bool:

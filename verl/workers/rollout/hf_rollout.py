@@ -21,6 +21,7 @@ from verl.protocol import DataProto
 from verl.utils.fsdp_utils import compute_device, fsdp2_full_params, unwrapped_model_class
 
 from .base import BaseRollout
+from .kv_cache import decode_cache
 
 
 def filter_logits(logits: torch.Tensor, top_k: Optional[int] = None, top_p: Optional[float] = None) -> torch.Tensor:
@@ -55,8 +56,25 @@ def sample_next_token(
     if not do_sample or temperature <= 0:
         return torch.argmax(logits, dim=-1)
     logits = filter_logits(logits / temperature, top_k=top_k, top_p=top_p)
-    probs = torch.softmax(logits, dim=-1)
-    return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
+    return sample_from_probs(torch.softmax(logits, dim=-1), generator=generator)
+
+
+def sample_from_probs(probs: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """One token id per row [B], drawn from ``probs`` [B, V] (non-negative rows; they need not sum exactly to 1).
+
+    Inverse CDF: one uniform per row, scaled to the row's total mass, located in the cumulative sum. This is the
+    same distribution as ``torch.multinomial(probs, 1)``, which on CPU draws an exponential variate for every
+    vocabulary entry (~15x slower at V=1.6k, ~25x at Qwen2.5's 152k; it was 15% of a GRPO step here). The cumsum
+    is float32 (float64 costs 9x more on CPU at 152k), so a token's probability is resolved to ~1e-7 absolute.
+    A zero-probability token (e.g. outside top-k / top-p) is never drawn: ``right=True`` returns the first token
+    whose cdf exceeds u, and a zero-probability token's cdf equals its predecessor's.
+    """
+    cdf = probs.cumsum(dim=-1)
+    total = cdf[:, -1:]
+    u = torch.rand(total.shape, generator=generator, device=probs.device, dtype=cdf.dtype) * total
+    # u * total may round up to total; keep u strictly below it so the last token with mass is the furthest pick
+    u = torch.minimum(u, torch.nextafter(total, torch.zeros_like(total)))
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1)
 
 
 def _eos_ids(eos_token_id) -> list[int]:
@@ -109,6 +127,8 @@ def generate_batch(
     response_mask = torch.zeros((batch_size, response_length), dtype=attention_mask.dtype, device=device)
     finished = torch.zeros(batch_size, dtype=torch.bool, device=device)
     cache_kwarg = _cache_kwarg(module)
+    # one KV buffer for prompt + response, grown by views (kv_cache.py); None: the model's default cache
+    cache = decode_cache(module, input_ids.shape[1] + response_length)
 
     out = module(
         input_ids=input_ids,
@@ -116,6 +136,7 @@ def generate_batch(
         position_ids=position_ids,
         use_cache=True,
         logits_to_keep=1,
+        **({cache_kwarg: cache} if cache is not None else {}),
     )
     cache = _returned_cache(out)
     next_logits = out.logits[:, -1, :]

@@ -1,4 +1,5 @@
-"""Load an HF model from ``model.path`` and shard it with FSDP2 for the actor, reference or critic role."""
+"""Load an HF model from ``model.path`` and shard it with FSDP2 for the actor, reference or critic role
+(on one rank without offload or mixed precision: the plain module, see ``fsdp2_is_needed``)."""
 from __future__ import annotations
 
 import importlib.util
@@ -9,6 +10,8 @@ from typing import Optional
 import torch
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
+
+from torch.distributed.fsdp import CPUOffloadPolicy
 
 from verl.utils.fsdp_utils import apply_fsdp2, mixed_precision_policy, offload_policy
 
@@ -63,7 +66,21 @@ def load_hf_config(model_config, **overrides):
     return config
 
 
-def _shard(module: nn.Module, fsdp_config, mesh: DeviceMesh, device: str, gradient_checkpointing: bool) -> nn.Module:
+def fsdp2_is_needed(mesh: DeviceMesh, fsdp_config, device: str, module_dtype: torch.dtype) -> bool:
+    """Whether FSDP2 does anything for a module on ``mesh``: sharding (more than one rank), CPU offload, or mixed
+    precision (compute dtype other than the stored one, e.g. bf16 compute over fp32 master weights on GPU).
+
+    On a single rank without either, FSDP2 is pure overhead: hooks around every forward (each decoded token
+    included), DTensor dispatch in the optimizer and gradient clipping (~8% of a GRPO step on CPU). The plain
+    module computes the same thing and saves checkpoints that load into either form (FSDPCheckpointManager).
+    """
+    if mesh.size() > 1 or isinstance(offload_policy(fsdp_config, device), CPUOffloadPolicy):
+        return True
+    return mixed_precision_policy(fsdp_config, device).param_dtype not in (None, module_dtype)
+
+
+def _shard(module: nn.Module, fsdp_config, mesh: DeviceMesh, device: str, gradient_checkpointing: bool,
+           force_fsdp2: bool = False) -> nn.Module:
     if gradient_checkpointing:
         # non-reentrant checkpointing is the kind that composes with FSDP2's hooks
         if hasattr(module, "activation_checkpointing_enable"):  # transformers >= 5.x
@@ -71,6 +88,9 @@ def _shard(module: nn.Module, fsdp_config, mesh: DeviceMesh, device: str, gradie
         else:
             module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     module.config.use_cache = False
+    module_dtype = next(module.parameters()).dtype
+    if not force_fsdp2 and not fsdp2_is_needed(mesh, fsdp_config, device, module_dtype):
+        return module.to(device)
     return apply_fsdp2(
         module,
         mesh,
@@ -87,8 +107,10 @@ def build_fsdp_causal_lm(
     device: str,
     trainable: bool = True,
     dtype: Optional[torch.dtype] = None,
+    force_fsdp2: bool = False,
 ) -> nn.Module:
-    """The causal LM at ``model.path``, sharded with FSDP2.
+    """The causal LM at ``model.path``, sharded with FSDP2 (a plain module where FSDP2 would do nothing: one rank,
+    no offload, no mixed precision; ``force_fsdp2`` wraps it anyway).
 
     Trainable (actor): fp32 master weights, gradient checkpointing when ``model.enable_gradient_checkpointing``.
     Frozen (reference, rollout-only): weights in the compute dtype (bf16 on GPU), no gradients.
@@ -108,12 +130,12 @@ def build_fsdp_causal_lm(
     if not trainable:
         module.requires_grad_(False)
     grad_ckpt = trainable and bool(model_config.get("enable_gradient_checkpointing", False))
-    return _shard(module, fsdp_config, mesh, device, grad_ckpt)
+    return _shard(module, fsdp_config, mesh, device, grad_ckpt, force_fsdp2)
 
 
-def build_fsdp_value_model(model_config, fsdp_config, mesh: DeviceMesh, device: str) -> nn.Module:
+def build_fsdp_value_model(model_config, fsdp_config, mesh: DeviceMesh, device: str, force_fsdp2: bool = False) -> nn.Module:
     """A value model: the backbone at ``model.path`` with a fresh scalar head (token classification, one label,
-    no dropout), fp32 master weights, sharded with FSDP2."""
+    no dropout), fp32 master weights, sharded with FSDP2 (plain where FSDP2 would do nothing, as for the LM)."""
     from transformers import AutoModelForTokenClassification
 
     config = load_hf_config(model_config, num_labels=1, classifier_dropout=0.0)
@@ -125,4 +147,4 @@ def build_fsdp_value_model(model_config, fsdp_config, mesh: DeviceMesh, device: 
         trust_remote_code=bool(model_config.get("trust_remote_code", False)),
     )
     grad_ckpt = bool(model_config.get("enable_gradient_checkpointing", False))
-    return _shard(module, fsdp_config, mesh, device, grad_ckpt)
+    return _shard(module, fsdp_config, mesh, device, grad_ckpt, force_fsdp2)

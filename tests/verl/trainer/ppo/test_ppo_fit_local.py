@@ -89,3 +89,25 @@ def test_remax_uses_the_greedy_response_as_baseline(tiny_model_dir, tmp_path, on
     # advantage = reward-to-go - baseline, and the baseline (a greedy response's score) is >= 0 here
     assert metrics["critic/advantages/mean"] <= metrics["critic/returns/mean"]
     assert metrics["critic/advantages/max"] > 0
+
+
+def test_one_update_per_batch_skips_the_old_log_prob_pass_with_the_same_training(tiny_model_dir, tmp_path, one_thread,
+                                                                                   clean_process):
+    """GRPO with ppo_mini_batch_size == train_batch_size (and a KL loss to the reference): recompute_old_log_prob
+    auto skips the separate pass, the forced pass (true) runs it; both train the same weights and report the same
+    losses and entropy."""
+    runs = {}
+    for mode in ("true", "auto"):
+        work = str(tmp_path / mode)
+        run_ppo(load_config(toy_overrides(tiny_model_dir, work, **{
+            "actor_rollout_ref.actor.recompute_old_log_prob": mode, "actor_rollout_ref.actor.use_kl_loss": True,
+            "actor_rollout_ref.actor.optim.lr": 1e-3, "trainer.total_training_steps": 2, "trainer.save_freq": 2})))
+        weights = load_file(os.path.join(work, "ckpt", "global_step_2", "actor", "huggingface", "model.safetensors"))
+        runs[mode] = (read_metrics(work), weights)
+    (forced, forced_weights), (auto, auto_weights) = runs["true"], runs["auto"]
+    assert all("timing_s/old_log_prob" in r for r in forced) and not any("timing_s/old_log_prob" in r for r in auto)
+    for fr, ar in zip(forced, auto):
+        for key in ("actor/pg_loss", "actor/entropy", "actor/kl_loss", "critic/score/mean"):
+            assert ar[key] == pytest.approx(fr[key], abs=1e-6), (fr["step"], key)
+    for key in forced_weights:
+        torch.testing.assert_close(auto_weights[key], forced_weights[key], atol=1e-6, rtol=0, msg=key)

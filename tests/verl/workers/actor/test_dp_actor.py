@@ -118,3 +118,67 @@ def test_update_names_missing_keys(cpu_group, tiny_model_dir, tiny_vocab):
     data = with_old_log_probs(actor, ppo_batch(vocab_size=tiny_vocab))
     with pytest.raises(KeyError, match="ref_log_prob"):
         actor.update_policy(data)
+
+
+@pytest.mark.parametrize("variant", [{}, {"ppo_micro_batch_size_per_gpu": 2, "use_remove_padding": True}],
+                         ids=["padded", "remove_padding_4x2"])
+def test_on_policy_update_without_old_log_probs_equals_the_explicit_pass(cpu_group, tiny_model_dir, tiny_vocab,
+                                                                         variant):
+    """One optimizer step per batch: the update's own detached log-probs stand for the old policy's. Same
+    parameters (SGD, lr 1, so gradients are compared at full scale), losses and entropy as with the separate
+    old-log-prob pass; the KL loss to the reference acts alike."""
+    results = []
+    for explicit_pass in (True, False):
+        cfg = actor_config(use_kl_loss=True, entropy_coeff=0.0, **variant)
+        actor = sharded_actor(tiny_model_dir, cfg, optimizer="sgd")
+        data = ppo_batch(vocab_size=tiny_vocab, seed=4)
+        data.batch["ref_log_prob"] = torch.randn(data.batch["responses"].shape, generator=torch.Generator().manual_seed(5)) - 4
+        if explicit_pass:
+            data = with_old_log_probs(actor, data)
+        results.append((actor.update_policy(data), full_params(actor.actor_module)))
+    (explicit_metrics, explicit_params), (shortcut_metrics, shortcut_params) = results
+    for name in explicit_params:
+        torch.testing.assert_close(shortcut_params[name], explicit_params[name], atol=1e-6, rtol=0, msg=name)
+    for key in ("actor/pg_loss", "actor/entropy", "actor/kl_loss", "actor/grad_norm"):
+        assert shortcut_metrics[key][0] == pytest.approx(explicit_metrics[key][0], abs=1e-6), key
+    assert shortcut_metrics["actor/kl_loss"][0] > 0.1 and shortcut_metrics["actor/entropy"][0] > 0.1
+    assert shortcut_metrics["actor/pg_clipfrac"][0] == 0 and shortcut_metrics["actor/ppo_kl"][0] == 0
+
+
+@pytest.mark.parametrize("overrides", [{"ppo_epochs": 2}, {"ppo_mini_batch_size": 4}], ids=["two_epochs", "two_minis"])
+def test_update_without_old_log_probs_needs_a_single_step(cpu_group, tiny_model_dir, tiny_vocab, overrides):
+    actor = sharded_actor(tiny_model_dir, actor_config(ppo_micro_batch_size_per_gpu=4, **overrides))
+    with pytest.raises(KeyError, match="old_log_probs.*single optimizer step"):
+        actor.update_policy(ppo_batch(vocab_size=tiny_vocab))
+
+
+@pytest.mark.parametrize("use_remove_padding", [False, True])
+def test_vocabulary_projection_sees_only_positions_before_response_tokens(cpu_group, tiny_model_dir, tiny_vocab,
+                                                                          use_remove_padding):
+    """lm_head runs on R rows per sequence (padded) or one row per real response token (packed), never on the
+    prompt; the log-probs and their gradients equal a full-sequence forward's."""
+    actor = sharded_actor(tiny_model_dir, use_remove_padding=use_remove_padding)
+    data = ppo_batch(batch_size=4, prompt_len=9, vocab_size=tiny_vocab, seed=6)
+    b = data.batch
+    projected = []
+    hook = actor.actor_module.get_output_embeddings().register_forward_hook(
+        lambda module, args, out: projected.append(tuple(args[0].shape[:-1])))
+    try:
+        _, log_probs = actor._forward_micro_batch(b, temperature=0.7)
+    finally:
+        hook.remove()
+    response_tokens = int(b["response_mask"].sum())
+    assert projected == ([(1, response_tokens)] if use_remove_padding else [(4, 5)])
+
+    mask = b["response_mask"].bool()
+    weights = torch.randn(mask.shape, generator=torch.Generator().manual_seed(1)) * mask
+    (log_probs * weights).sum().backward()
+    sliced_grads = {n: p.grad.clone() for n, p in actor.actor_module.named_parameters()}
+    actor.actor_module.zero_grad()
+    logits = actor.actor_module(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
+                                position_ids=b["position_ids"]).logits  # every position
+    full = torch.log_softmax(logits[:, -6:-1].float() / 0.7, -1).gather(-1, b["responses"][..., None]).squeeze(-1)
+    torch.testing.assert_close(log_probs[mask], full[mask], atol=1e-5, rtol=1e-5)
+    (full * weights).sum().backward()
+    for name, param in actor.actor_module.named_parameters():
+        torch.testing.assert_close(sliced_grads[name], param.grad, atol=1e-5, rtol=1e-4, msg=name)

@@ -1,4 +1,5 @@
-"""HF rollout on the FSDP2-sharded tiny Qwen2: left padding, EOS stop, masks, position ids, greedy determinism."""
+"""HF rollout on the tiny Qwen2 (FSDP2-sharded, and the plain module one rank uses): left padding, EOS stop, masks,
+position ids, greedy determinism; the inverse-CDF sampler's distribution and filters."""
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -6,7 +7,7 @@ from transformers import AutoModelForCausalLM
 
 from verl.protocol import DataProto
 from verl.utils.fsdp_utils import build_device_mesh, is_sharded
-from verl.workers.rollout.hf_rollout import HFRollout, filter_logits
+from verl.workers.rollout.hf_rollout import HFRollout, filter_logits, sample_from_probs, sample_next_token
 from verl.workers.sharding import build_fsdp_causal_lm
 from workers_testlib import left_padded_prompts
 
@@ -14,7 +15,7 @@ RESPONSE_LENGTH = 6
 UNUSED_EOS = 1  # a special token the random tiny model does not produce greedily
 
 
-def _rollout(model_dir, **overrides):
+def _rollout(model_dir, force_fsdp2=True, **overrides):
     cfg = OmegaConf.create(
         {
             "temperature": 1.0,
@@ -26,7 +27,9 @@ def _rollout(model_dir, **overrides):
             **overrides,
         }
     )
-    module = build_fsdp_causal_lm(OmegaConf.create({"path": model_dir}), None, build_device_mesh("cpu"), "cpu")
+    module = build_fsdp_causal_lm(
+        OmegaConf.create({"path": model_dir}), None, build_device_mesh("cpu"), "cpu", force_fsdp2=force_fsdp2
+    )
     return HFRollout(module, cfg)
 
 
@@ -41,7 +44,7 @@ def _prompts(vocab, eos, batch_size=5, prompt_len=7, **meta):
 
 @pytest.fixture(scope="module")
 def greedy_run(cpu_group, tiny_model_dir, tiny_vocab):
-    """A greedy (validate=True) rollout whose EOS never appears, and the rollout object."""
+    """A greedy (validate=True) rollout on the FSDP2-wrapped model whose EOS never appears, and the rollout."""
     rollout = _rollout(tiny_model_dir)
     out = rollout.generate_sequences(_prompts(tiny_vocab, UNUSED_EOS, validate=True))
     assert not (out.batch["responses"] == UNUSED_EOS).any()
@@ -118,3 +121,49 @@ def test_filter_logits_top_k_and_top_p():
     # nucleus 0.7: 0.5 alone is not enough, 0.5 + 0.3 covers it
     assert torch.isinf(filter_logits(logits, top_p=0.7)).tolist() == [[False, False, True, True]]
     assert not torch.isinf(filter_logits(logits, top_k=-1, top_p=1.0)).any()
+
+
+def test_plain_single_rank_module_generates_what_fsdp2_generates(greedy_run, tiny_model_dir, tiny_vocab):
+    """One rank gets the plain module (no FSDP2 hooks): the same greedy tokens as the FSDP2-wrapped one."""
+    _, fsdp2_out = greedy_run
+    plain = _rollout(tiny_model_dir, force_fsdp2=False)
+    assert not is_sharded(plain.module)
+    out = plain.generate_sequences(_prompts(tiny_vocab, UNUSED_EOS, validate=True))
+    assert torch.equal(out.batch["responses"], fsdp2_out.batch["responses"])
+
+
+def _frequencies(tokens: torch.Tensor, vocab: int) -> torch.Tensor:
+    return torch.bincount(tokens.flatten(), minlength=vocab).float() / tokens.numel()
+
+
+def test_inverse_cdf_draws_follow_the_probabilities_and_skip_zero_mass():
+    probs = torch.tensor([[0.5, 0.0, 0.3, 0.15, 0.05, 0.0], [0.0, 0.1, 0.0, 0.2, 0.0, 0.7]])
+    rows = probs.repeat(20000, 1)  # 20000 draws per distribution, both in one batch
+    draws = sample_from_probs(rows, generator=torch.Generator().manual_seed(0)).view(20000, 2)
+    for row in range(2):
+        freq = _frequencies(draws[:, row], 6)
+        assert torch.all(freq[probs[row] == 0] == 0), freq  # zero-probability tokens never drawn
+        # 4 standard deviations of a frequency estimated from 20000 draws
+        tolerance = 4 * torch.sqrt(probs[row] * (1 - probs[row]) / 20000) + 1e-4
+        assert torch.all((freq - probs[row]).abs() <= tolerance), (row, freq)
+    again = sample_from_probs(rows, generator=torch.Generator().manual_seed(0)).view(20000, 2)
+    assert torch.equal(draws, again)  # a fixed generator fixes the draws
+
+
+def test_inverse_cdf_handles_unnormalised_rows_and_a_single_survivor():
+    rows = torch.tensor([[2.0, 0.0, 6.0], [0.0, 0.0, 1e-30]]).repeat(4000, 1)
+    draws = sample_from_probs(rows, generator=torch.Generator().manual_seed(1)).view(4000, 2)
+    assert abs(_frequencies(draws[:, 0], 3)[2].item() - 0.75) < 0.03
+    assert torch.all(draws[:, 1] == 2)  # the only token with mass, however little
+
+
+def test_sampling_never_leaves_the_top_k_or_top_p_set():
+    logits = torch.log(torch.tensor([[0.4, 0.25, 0.2, 0.1, 0.05]])).repeat(20000, 1)
+    gen = torch.Generator().manual_seed(2)
+    top_k = sample_next_token(logits, True, temperature=1.0, top_k=2, generator=gen)
+    assert set(top_k.tolist()) == {0, 1}
+    assert abs(_frequencies(top_k, 5)[0].item() - 0.4 / 0.65) < 0.015  # renormalised within the top-k
+    top_p = sample_next_token(logits, True, temperature=1.0, top_p=0.7, generator=gen)  # 0.4 + 0.25 + 0.2 >= 0.7
+    assert set(top_p.tolist()) == {0, 1, 2}
+    hot = sample_next_token(logits, True, temperature=3.0, top_k=3, top_p=0.9, generator=gen)
+    assert set(hot.tolist()) <= {0, 1, 2}
