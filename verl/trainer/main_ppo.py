@@ -6,13 +6,13 @@ happen only after that, so a typo is reported in about a second.
 from __future__ import annotations
 
 import os
-import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from verl.trainer.config_check import (CONFIG_DIR, PPO_SCHEMA_PATH, ConfigError, check_cli_overrides, compose_config,
-                                       load_schema, rewrite_overrides, validate_config)
+from verl.trainer.cli import main_with_checked_overrides, run_or_exit_on_config_error
+from verl.trainer.config_check import (CONFIG_DIR, PPO_SCHEMA_PATH, compose_config, load_schema, rewrite_overrides,
+                                       validate_config)
 from verl.utils.seeding import seed_everything
 
 
@@ -60,22 +60,12 @@ def run_ppo(config: DictConfig, role_worker_mapping: dict | None = None) -> dict
 
 @hydra.main(config_path=CONFIG_DIR, config_name="ppo_trainer", version_base=None)
 def _hydra_main(config: DictConfig) -> None:
-    try:
-        run_ppo(config)
-    except ConfigError as e:
-        print(f"\n{e}", file=sys.stderr)
-        sys.exit(2)
+    run_or_exit_on_config_error(run_ppo, config)
 
 
 def main() -> None:
     """Check the overrides (clear errors for unknown keys, old `+key=` forms fixed up), then run hydra."""
-    try:
-        argv = check_cli_overrides(sys.argv[1:], "ppo_trainer", PPO_SCHEMA_PATH)
-    except ConfigError as e:
-        print(str(e), file=sys.stderr)
-        sys.exit(2)
-    sys.argv = [sys.argv[0], *argv]
-    _hydra_main()
+    main_with_checked_overrides("ppo_trainer", PPO_SCHEMA_PATH, _hydra_main)
 
 
 if __name__ == "__main__":

@@ -4,14 +4,12 @@ Also runs under ``torchrun --nproc_per_node=N -m verl.trainer.main_sft ...`` (FS
 """
 from __future__ import annotations
 
-import random
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from verl.trainer.config_check import (CONFIG_DIR, SFT_SCHEMA_PATH, ConfigError, check_cli_overrides, compose_config,
-                                       load_schema, rewrite_overrides)
+from verl.trainer.cli import main_with_checked_overrides, run_or_exit_on_config_error
+from verl.trainer.config_check import CONFIG_DIR, SFT_SCHEMA_PATH, compose_config, load_schema, rewrite_overrides
+from verl.utils.seeding import seed_everything
 
 
 def load_sft_config(overrides: list[str] | None = None, config_dir: str = CONFIG_DIR) -> DictConfig:
@@ -23,37 +21,21 @@ def load_sft_config(overrides: list[str] | None = None, config_dir: str = CONFIG
 
 def run_sft(config: DictConfig) -> dict:
     """Check the config, seed, train; returns the last step's metrics."""
-    import numpy as np
-    import torch
-
     from verl.trainer.fsdp_sft_trainer import FSDPSFTTrainer, prepare_sft_config
 
     prepare_sft_config(config)
-    seed = int(config.trainer.seed)
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    seed_everything(int(config.trainer.seed))
     return FSDPSFTTrainer(config).fit()
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="sft_trainer", version_base=None)
 def _hydra_main(config: DictConfig) -> None:
-    try:
-        run_sft(config)
-    except ConfigError as e:
-        print(f"\n{e}", file=sys.stderr)
-        sys.exit(2)
+    run_or_exit_on_config_error(run_sft, config)
 
 
 def main() -> None:
     """Check the overrides (clear errors for unknown keys), then run hydra."""
-    try:
-        argv = check_cli_overrides(sys.argv[1:], "sft_trainer", SFT_SCHEMA_PATH)
-    except ConfigError as e:
-        print(str(e), file=sys.stderr)
-        sys.exit(2)
-    sys.argv = [sys.argv[0], *argv]
-    _hydra_main()
+    main_with_checked_overrides("sft_trainer", SFT_SCHEMA_PATH, _hydra_main)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,6 @@ the mini-batch loss whatever the micro-batching or the number of ranks (see ``mi
 """
 from __future__ import annotations
 
-import warnings
-from collections import defaultdict
 from typing import Optional
 
 import torch
@@ -16,27 +14,14 @@ from torch import nn
 
 from verl.protocol import DataProto
 from verl.trainer.ppo import core_algos
-from verl.utils.fsdp_utils import compute_device, fsdp2_clip_grad_norm_
+from verl.utils.fsdp_utils import compute_device
 from verl.utils.torch_functional import (entropy_from_logits, logprobs_and_entropy_from_logits,
                                          logprobs_from_logits)
 
 from .base import BasePPOActor
-from .micro_batching import (
-    all_reduce,
-    global_agg_kwargs,
-    global_token_count,
-    restore_order,
-    split_micro_batches,
-    token_share,
-)
+from .micro_batching import restore_order, split_micro_batches
 from .padding import pack_batch, resolve_remove_padding, response_predictor_positions
-
-
-def response_mask_of(batch) -> torch.Tensor:
-    """``response_mask`` [B, R] from a batch, or the response part of ``attention_mask`` when absent."""
-    if "response_mask" in batch.keys():
-        return batch["response_mask"]
-    return batch["attention_mask"][:, -batch["responses"].shape[-1]:]
+from .update_loop import MicroBatchWeights, clipped_optimizer_step, run_mini_batch_updates
 
 
 class DataParallelPPOActor(BasePPOActor):
@@ -118,13 +103,8 @@ class DataParallelPPOActor(BasePPOActor):
 
     def _optimizer_step(self) -> torch.Tensor:
         """Clip gradients and step; skip the step (with a warning) when the gradient norm is not finite."""
-        grad_norm = fsdp2_clip_grad_norm_(self.actor_module.parameters(), self.config.get("grad_clip", 1.0))
-        if torch.isfinite(grad_norm):
-            self.actor_optimizer.step()
-        else:
-            warnings.warn(f"actor: gradient norm is {grad_norm.item()}; skipping this optimizer step", stacklevel=2)
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        return grad_norm
+        return clipped_optimizer_step(self.actor_module, self.actor_optimizer, self.config.get("grad_clip", 1.0),
+                                      "actor")
 
     # ------------------------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -201,72 +181,49 @@ class DataParallelPPOActor(BasePPOActor):
             raise KeyError(f"update_policy: data.batch lacks {missing} (has {sorted(data.batch.keys())})")
         data = data.select(batch_keys=keys)
 
-        metrics: dict[str, list] = defaultdict(list)
-        for _ in range(epochs):
-            epoch_data = data[torch.randperm(len(data))] if cfg.get("shuffle", False) else data
-            for mini in epoch_data.split(mini_size):
-                micro_batches, _ = split_micro_batches(
-                    mini,
-                    cfg.get("ppo_micro_batch_size_per_gpu"),
-                    bool(cfg.get("use_dynamic_bsz", False)),
-                    cfg.get("ppo_max_token_len_per_gpu"),
-                    self.dp_group,
-                )
-                mini_mask = response_mask_of(mini.batch)
-                agg_kwargs = global_agg_kwargs(mini_mask, loss_agg_mode, self.dp_group)
-                world = agg_kwargs["dp_size"]
-                global_tokens = global_token_count(mini_mask, self.dp_group)
-                # exact mini-batch statistics: micro-batch shares summed here, then over ranks
-                stats = torch.zeros(6, dtype=torch.float64)
-                self.actor_optimizer.zero_grad(set_to_none=True)
-                for micro in micro_batches:
-                    batch = micro.batch.to(self.device)
-                    response_mask = response_mask_of(batch)
-                    entropy, log_prob = self._forward_micro_batch(
-                        batch, temperature, calculate_entropy=True, entropy_grad=entropy_coeff != 0
-                    )
-                    # every loss below is this micro-batch's share of the mini-batch loss, times the DP size
-                    pg_loss, pg_clipfrac, ppo_kl, pg_clipfrac_lower = core_algos.compute_policy_loss(
-                        old_log_prob=log_prob.detach() if on_policy else batch["old_log_probs"],
-                        log_prob=log_prob,
-                        advantages=batch["advantages"],
-                        response_mask=response_mask,
-                        cliprange=clip_ratio,
-                        cliprange_low=cfg.get("clip_ratio_low", None),
-                        cliprange_high=cfg.get("clip_ratio_high", None),
-                        clip_ratio_c=cfg.get("clip_ratio_c", 3.0),
-                        loss_agg_mode=loss_agg_mode,
-                        **agg_kwargs,
-                    )
-                    entropy_loss = core_algos.agg_loss(entropy, response_mask, loss_agg_mode, **agg_kwargs)
-                    policy_loss = pg_loss - entropy_coeff * entropy_loss if entropy_coeff != 0 else pg_loss
-                    kl_loss = torch.zeros(())
-                    if use_kl_loss:
-                        kld = core_algos.kl_penalty(
-                            logprob=log_prob, ref_logprob=batch["ref_log_prob"], kl_penalty=cfg.get("kl_loss_type", "low_var_kl")
-                        )
-                        kl_loss = core_algos.agg_loss(kld, response_mask, loss_agg_mode, **agg_kwargs)
-                        policy_loss = policy_loss + float(cfg.get("kl_loss_coef", 0.001)) * kl_loss
-                    policy_loss.backward()
+        kl_loss_coef = float(cfg.get("kl_loss_coef", 0.001))
 
-                    share = token_share(response_mask, global_tokens)
-                    stats += torch.tensor(
-                        [
-                            pg_loss.item() / world,
-                            pg_clipfrac.item() * share,
-                            pg_clipfrac_lower.item() * share,
-                            ppo_kl.item() * share,
-                            entropy_loss.item() / world,
-                            kl_loss.item() / world,
-                        ],
-                        dtype=torch.float64,
-                    )
-                grad_norm = self._optimizer_step()
-                stats = all_reduce(stats, group=self.dp_group).tolist()
-                for name, value in zip(
-                    ("pg_loss", "pg_clipfrac", "pg_clipfrac_lower", "ppo_kl", "entropy", "kl_loss"), stats
-                ):
-                    metrics[f"actor/{name}"].append(value)
-                metrics["actor/grad_norm"].append(float(grad_norm))
-                metrics["actor/kl_coef"].append(float(cfg.get("kl_loss_coef", 0.001)) if use_kl_loss else 0.0)
+        def micro_step(batch, response_mask: torch.Tensor, weights: MicroBatchWeights) -> list[float]:
+            entropy, log_prob = self._forward_micro_batch(
+                batch, temperature, calculate_entropy=True, entropy_grad=entropy_coeff != 0
+            )
+            # every loss below is this micro-batch's share of the mini-batch loss, times the DP size
+            pg_loss, pg_clipfrac, ppo_kl, pg_clipfrac_lower = core_algos.compute_policy_loss(
+                old_log_prob=log_prob.detach() if on_policy else batch["old_log_probs"],
+                log_prob=log_prob,
+                advantages=batch["advantages"],
+                response_mask=response_mask,
+                cliprange=clip_ratio,
+                cliprange_low=cfg.get("clip_ratio_low", None),
+                cliprange_high=cfg.get("clip_ratio_high", None),
+                clip_ratio_c=cfg.get("clip_ratio_c", 3.0),
+                loss_agg_mode=loss_agg_mode,
+                **weights.agg_kwargs,
+            )
+            entropy_loss = core_algos.agg_loss(entropy, response_mask, loss_agg_mode, **weights.agg_kwargs)
+            policy_loss = pg_loss - entropy_coeff * entropy_loss if entropy_coeff != 0 else pg_loss
+            kl_loss = torch.zeros(())
+            if use_kl_loss:
+                kld = core_algos.kl_penalty(
+                    logprob=log_prob, ref_logprob=batch["ref_log_prob"], kl_penalty=cfg.get("kl_loss_type", "low_var_kl")
+                )
+                kl_loss = core_algos.agg_loss(kld, response_mask, loss_agg_mode, **weights.agg_kwargs)
+                policy_loss = policy_loss + kl_loss_coef * kl_loss
+            policy_loss.backward()
+            world, share = weights.dp_size, weights.token_share
+            return [
+                pg_loss.item() / world,
+                pg_clipfrac.item() * share,
+                pg_clipfrac_lower.item() * share,
+                ppo_kl.item() * share,
+                entropy_loss.item() / world,
+                kl_loss.item() / world,
+            ]
+
+        metrics = run_mini_batch_updates(
+            data, cfg, micro_step, self.actor_optimizer, self._optimizer_step,
+            ("pg_loss", "pg_clipfrac", "pg_clipfrac_lower", "ppo_kl", "entropy", "kl_loss"), "actor",
+            self.device, self.dp_group,
+        )
+        metrics["actor/kl_coef"] = [kl_loss_coef if use_kl_loss else 0.0] * len(metrics["actor/grad_norm"])
         return dict(metrics)

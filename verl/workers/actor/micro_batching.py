@@ -17,6 +17,13 @@ import torch.distributed as dist
 from verl.protocol import DataProto
 
 
+def response_mask_of(batch) -> torch.Tensor:
+    """``response_mask`` [B, R] from a batch, or the response part of ``attention_mask`` when absent."""
+    if "response_mask" in batch.keys():
+        return batch["response_mask"]
+    return batch["attention_mask"][:, -batch["responses"].shape[-1]:]
+
+
 def dp_size(group=None) -> int:
     """Number of data-parallel ranks (1 without torch.distributed)."""
     return dist.get_world_size(group) if dist.is_available() and dist.is_initialized() else 1

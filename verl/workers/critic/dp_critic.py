@@ -4,7 +4,6 @@ losses are re-weighted exactly as in the actor so gradients do not depend on mic
 from __future__ import annotations
 
 import warnings
-from collections import defaultdict
 from typing import Optional
 
 import torch
@@ -12,17 +11,10 @@ from torch import nn
 
 from verl.protocol import DataProto
 from verl.trainer.ppo import core_algos
-from verl.utils.fsdp_utils import compute_device, fsdp2_clip_grad_norm_
-from verl.workers.actor.dp_actor import response_mask_of
-from verl.workers.actor.micro_batching import (
-    all_reduce,
-    global_agg_kwargs,
-    global_token_count,
-    restore_order,
-    split_micro_batches,
-    token_share,
-)
+from verl.utils.fsdp_utils import compute_device
+from verl.workers.actor.micro_batching import response_mask_of, restore_order, split_micro_batches
 from verl.workers.actor.padding import pack_batch, resolve_remove_padding, unpack
+from verl.workers.actor.update_loop import MicroBatchWeights, clipped_optimizer_step, run_mini_batch_updates
 
 from .base import BasePPOCritic
 
@@ -91,13 +83,8 @@ class DataParallelPPOCritic(BasePPOCritic):
         return restore_order(torch.cat(values), order)
 
     def _optimizer_step(self) -> torch.Tensor:
-        grad_norm = fsdp2_clip_grad_norm_(self.critic_module.parameters(), self.config.get("grad_clip", 1.0))
-        if torch.isfinite(grad_norm):
-            self.critic_optimizer.step()
-        else:
-            warnings.warn(f"critic: gradient norm is {grad_norm.item()}; skipping this optimizer step", stacklevel=2)
-        self.critic_optimizer.zero_grad(set_to_none=True)
-        return grad_norm
+        return clipped_optimizer_step(self.critic_module, self.critic_optimizer, self.config.get("grad_clip", 1.0),
+                                      "critic")
 
     def update_critic(self, data: DataProto) -> dict:
         """Value regression over mini-/micro-batches. Batch: input_ids, responses, attention_mask, position_ids,
@@ -116,51 +103,27 @@ class DataParallelPPOCritic(BasePPOCritic):
             raise KeyError(f"update_critic: data.batch lacks {missing} (has {sorted(data.batch.keys())})")
         data = data.select(batch_keys=keys)
 
-        metrics: dict[str, list] = defaultdict(list)
-        for _ in range(int(cfg.get("ppo_epochs", 1))):
-            epoch_data = data[torch.randperm(len(data))] if cfg.get("shuffle", False) else data
-            for mini in epoch_data.split(int(cfg.ppo_mini_batch_size)):
-                micro_batches, _ = split_micro_batches(
-                    mini,
-                    cfg.get("ppo_micro_batch_size_per_gpu"),
-                    bool(cfg.get("use_dynamic_bsz", False)),
-                    cfg.get("ppo_max_token_len_per_gpu"),
-                    self.dp_group,
-                )
-                mini_mask = response_mask_of(mini.batch)
-                agg_kwargs = global_agg_kwargs(mini_mask, loss_agg_mode, self.dp_group)
-                world = agg_kwargs["dp_size"]
-                global_tokens = global_token_count(mini_mask, self.dp_group)
-                stats = torch.zeros(3, dtype=torch.float64)
-                self.critic_optimizer.zero_grad(set_to_none=True)
-                for micro in micro_batches:
-                    batch = micro.batch.to(self.device)
-                    response_mask = response_mask_of(batch)
-                    vpreds = self._forward_micro_batch(batch)
-                    # this micro-batch's share of the mini-batch loss, times the DP size (see micro_batching)
-                    vf_loss, vf_clipfrac = core_algos.compute_value_loss(
-                        vpreds=vpreds,
-                        returns=batch["returns"],
-                        values=batch["values"],
-                        response_mask=response_mask,
-                        cliprange_value=cfg.get("cliprange_value", 0.5),
-                        loss_agg_mode=loss_agg_mode,
-                        **agg_kwargs,
-                    )
-                    vf_loss.backward()
-                    share = token_share(response_mask, global_tokens)
-                    masked_vpred_sum = float((vpreds.detach() * response_mask).sum().item())
-                    stats += torch.tensor(
-                        [
-                            vf_loss.item() / world,
-                            float(vf_clipfrac) * share,
-                            masked_vpred_sum / global_tokens if global_tokens > 0 else 0.0,
-                        ],
-                        dtype=torch.float64,
-                    )
-                grad_norm = self._optimizer_step()
-                stats = all_reduce(stats, group=self.dp_group).tolist()
-                for name, value in zip(("vf_loss", "vf_clipfrac", "vpred_mean"), stats):
-                    metrics[f"critic/{name}"].append(value)
-                metrics["critic/grad_norm"].append(float(grad_norm))
+        def micro_step(batch, response_mask: torch.Tensor, weights: MicroBatchWeights) -> list[float]:
+            vpreds = self._forward_micro_batch(batch)
+            # this micro-batch's share of the mini-batch loss, times the DP size (see micro_batching)
+            vf_loss, vf_clipfrac = core_algos.compute_value_loss(
+                vpreds=vpreds,
+                returns=batch["returns"],
+                values=batch["values"],
+                response_mask=response_mask,
+                cliprange_value=cfg.get("cliprange_value", 0.5),
+                loss_agg_mode=loss_agg_mode,
+                **weights.agg_kwargs,
+            )
+            vf_loss.backward()
+            masked_vpred_sum = float((vpreds.detach() * response_mask).sum().item())
+            global_tokens = weights.global_tokens
+            return [
+                vf_loss.item() / weights.dp_size,
+                float(vf_clipfrac) * weights.token_share,
+                masked_vpred_sum / global_tokens if global_tokens > 0 else 0.0,
+            ]
+
+        metrics = run_mini_batch_updates(data, cfg, micro_step, self.critic_optimizer, self._optimizer_step,
+                                         ("vf_loss", "vf_clipfrac", "vpred_mean"), "critic", self.device, self.dp_group)
         return dict(metrics)

@@ -1,8 +1,10 @@
-"""What the naive and batch reward managers share: decode once, place scores, collect extras, print samples."""
+"""What the naive and batch reward managers share: the constructor and call flow (FunctionRewardManager), decoding,
+score placement, extras, sample printing."""
 from __future__ import annotations
 
 import numbers
 from collections import defaultdict
+from typing import Callable
 
 import numpy as np
 import torch
@@ -117,3 +119,45 @@ def output(reward: torch.Tensor, extras: dict, return_dict: bool):
     if return_dict:
         return {"reward_tensor": reward, "reward_extra_info": extras}
     return reward
+
+
+class FunctionRewardManager:
+    """A reward manager around a function reward; subclasses say how ``compute_score`` is called (``_score``).
+
+    Args:
+        tokenizer: decodes the responses (once, for the whole batch).
+        num_examine: decoded samples to print per data_source and call.
+        compute_score: the scoring function; extra keyword arguments come from ``**reward_kwargs``.
+        reward_fn_key: the non-tensor column holding the data_source.
+    """
+
+    def __init__(self, tokenizer, num_examine: int, compute_score: Callable, reward_fn_key: str = "data_source",
+                 **reward_kwargs):
+        if compute_score is None:
+            raise ValueError(f"{type(self).__name__} needs a compute_score function")
+        self.tokenizer = tokenizer
+        self.compute_score = compute_score
+        self.reward_fn_key = reward_fn_key
+        self.reward_kwargs = reward_kwargs
+        self.examine = ExaminePrinter(tokenizer, num_examine)
+
+    @property
+    def scorer_name(self) -> str:
+        """The scoring function's name, for error messages."""
+        return getattr(self.compute_score, "__name__", self.compute_score)
+
+    def _score(self, sources: list[str], solutions: list[str], truths: list, extras: list) -> list:
+        """One result (a number, or a dict with 'score') per row; raise RewardFunctionError naming the row."""
+        raise NotImplementedError
+
+    def __call__(self, data: DataProto, return_dict: bool = False):
+        """Score a batch. Returns reward_tensor [B, R] (score on the last response token), or with
+        ``return_dict`` {"reward_tensor": ..., "reward_extra_info": {key: list of B}}."""
+        if "rm_scores" in data.batch.keys():
+            return output(data.batch["rm_scores"], {}, return_dict)
+        solutions, lengths = decode_responses(data, self.tokenizer)
+        sources, truths, extras = row_fields(data, self.reward_fn_key)
+        results = self._score(sources, solutions, truths, extras)
+        reward, extra_info = assemble(data, results, lengths, sources)
+        self.examine(data, sources, solutions, truths, results)
+        return output(reward, extra_info, return_dict)

@@ -4,16 +4,12 @@ This is what a retrieval reward wants (one batched search over the unique querie
 """
 from __future__ import annotations
 
-from typing import Callable
-
-from verl.protocol import DataProto
-from verl.workers.reward_manager.base import (ExaminePrinter, RewardFunctionError, assemble, decode_responses,
-                                              output, row_fields)
+from verl.workers.reward_manager.base import FunctionRewardManager, RewardFunctionError
 from verl.workers.reward_manager.registry import register
 
 
 @register("batch")
-class BatchRewardManager:
+class BatchRewardManager(FunctionRewardManager):
     """Calls ``compute_score`` once with lists; it returns a list of numbers or dicts with 'score'.
 
     Args:
@@ -22,16 +18,6 @@ class BatchRewardManager:
         compute_score: batch function; extra keyword arguments come from ``**reward_kwargs``.
         reward_fn_key: the non-tensor column holding the data_source.
     """
-
-    def __init__(self, tokenizer, num_examine: int, compute_score: Callable, reward_fn_key: str = "data_source",
-                 **reward_kwargs):
-        if compute_score is None:
-            raise ValueError("BatchRewardManager needs a compute_score function")
-        self.tokenizer = tokenizer
-        self.compute_score = compute_score
-        self.reward_fn_key = reward_fn_key
-        self.reward_kwargs = reward_kwargs
-        self.examine = ExaminePrinter(tokenizer, num_examine)
 
     def _call(self, sources, solutions, truths, extras) -> list:
         return list(self.compute_score(data_sources=sources, solution_strs=solutions, ground_truths=truths,
@@ -46,14 +32,8 @@ class BatchRewardManager:
                 return i, e
         return None
 
-    def __call__(self, data: DataProto, return_dict: bool = False):
-        """Score a batch. Returns reward_tensor [B, R] (score on the last response token), or with
-        ``return_dict`` {"reward_tensor": ..., "reward_extra_info": {key: list of B}}."""
-        if "rm_scores" in data.batch.keys():
-            return output(data.batch["rm_scores"], {}, return_dict)
-        solutions, lengths = decode_responses(data, self.tokenizer)
-        sources, truths, extras = row_fields(data, self.reward_fn_key)
-        name = getattr(self.compute_score, "__name__", self.compute_score)
+    def _score(self, sources, solutions, truths, extras) -> list:
+        name = self.scorer_name
         try:
             results = self._call(sources, solutions, truths, extras)
         except Exception as e:
@@ -65,9 +45,7 @@ class BatchRewardManager:
                                           ) from e
             raise RewardFunctionError(f"batch reward function {name} failed on a batch of {len(sources)} samples "
                                       f"(data_sources={sorted(set(sources))}): {type(e).__name__}: {e}") from e
-        if len(results) != len(data):
+        if len(results) != len(sources):
             raise RewardFunctionError(f"batch reward function {name} returned {len(results)} scores for "
-                                      f"{len(data)} samples")
-        reward, extra_info = assemble(data, results, lengths, sources)
-        self.examine(data, sources, solutions, truths, results)
-        return output(reward, extra_info, return_dict)
+                                      f"{len(sources)} samples")
+        return results

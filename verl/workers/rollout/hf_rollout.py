@@ -20,7 +20,7 @@ from torch import nn
 from verl.protocol import DataProto
 from verl.utils.fsdp_utils import compute_device, fsdp2_full_params, unwrapped_model_class
 
-from .base import BaseRollout
+from .base import BaseRollout, assemble_rollout_output, read_generation_request
 from .kv_cache import decode_cache
 
 
@@ -75,16 +75,6 @@ def sample_from_probs(probs: torch.Tensor, generator: Optional[torch.Generator] 
     # u * total may round up to total; keep u strictly below it so the last token with mass is the furthest pick
     u = torch.minimum(u, torch.nextafter(total, torch.zeros_like(total)))
     return torch.searchsorted(cdf, u, right=True).squeeze(-1)
-
-
-def _eos_ids(eos_token_id) -> list[int]:
-    if eos_token_id is None:
-        raise ValueError("generate_sequences needs meta_info['eos_token_id'] (an int or a list of ints)")
-    if isinstance(eos_token_id, (list, tuple)):
-        return [int(e) for e in eos_token_id]
-    if isinstance(eos_token_id, torch.Tensor):
-        return [int(e) for e in eos_token_id.flatten().tolist()]
-    return [int(eos_token_id)]
 
 
 def _cache_kwarg(module: nn.Module) -> str:
@@ -193,13 +183,7 @@ class HFRollout(BaseRollout):
         """See ``BaseRollout.generate_sequences``; metrics: ``timing_s/generate_sequences`` (seconds)."""
         start = time.perf_counter()
         meta = prompts.meta_info
-        for key in ("input_ids", "attention_mask", "position_ids"):
-            if key not in prompts.batch.keys():
-                raise KeyError(f"generate_sequences: prompts.batch lacks {key!r} (has {sorted(prompts.batch.keys())})")
-        eos = _eos_ids(meta.get("eos_token_id"))
-        pad = meta.get("pad_token_id", None)
-        pad = eos[0] if pad is None else int(pad)
-        response_length = int(meta.get("response_length", self.config.response_length))
+        eos, pad, response_length = read_generation_request(prompts, self.config.response_length)
         params = self._sampling_params(meta)
         micro = self.config.get("micro_batch_size", None) or len(prompts)
 
@@ -232,20 +216,4 @@ class HFRollout(BaseRollout):
                 torch.cuda.empty_cache()  # give the KV cache back before training
         responses = torch.cat([c[0] for c in chunks]).to(idx.device)
         response_mask = torch.cat([c[1] for c in chunks]).to(idx.device)
-
-        delta = torch.arange(1, response_length + 1, dtype=prompt_pos.dtype, device=prompt_pos.device)
-        response_pos = prompt_pos[:, -1:] + delta.unsqueeze(0)
-        batch = {
-            "prompts": idx,
-            "responses": responses,
-            "input_ids": torch.cat([idx, responses], dim=-1),
-            "attention_mask": torch.cat([prompt_mask, response_mask.to(prompt_mask.dtype)], dim=-1),
-            "position_ids": torch.cat([prompt_pos, response_pos], dim=-1),
-            "response_mask": response_mask,
-        }
-        metrics = {"timing_s/generate_sequences": time.perf_counter() - start}
-        return DataProto.from_dict(
-            tensors=batch,
-            non_tensors=dict(prompts.non_tensor_batch),
-            meta_info={"metrics": metrics},
-        )
+        return assemble_rollout_output(prompts, responses, response_mask, start)

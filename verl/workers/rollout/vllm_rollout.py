@@ -25,7 +25,7 @@ import torch.distributed as dist
 
 from verl.protocol import DataProto
 
-from .base import BaseRollout
+from .base import BaseRollout, assemble_rollout_output, read_generation_request
 
 logger = logging.getLogger(__name__)
 
@@ -56,17 +56,6 @@ def vllm_dtype(name: Any) -> str:
             f"actor_rollout_ref.rollout.dtype={name!r} is not a known dtype; use one of {sorted(_DTYPE_NAMES)}"
         )
     return _DTYPE_NAMES[key]
-
-
-def eos_token_ids(eos_token_id) -> list[int]:
-    """``meta_info['eos_token_id']`` (an int, a list of ints or a tensor) as a list of ints."""
-    if eos_token_id is None:
-        raise ValueError("generate_sequences needs meta_info['eos_token_id'] (an int or a list of ints)")
-    if isinstance(eos_token_id, torch.Tensor):
-        return [int(e) for e in eos_token_id.flatten().tolist()]
-    if isinstance(eos_token_id, (list, tuple)):
-        return [int(e) for e in eos_token_id]
-    return [int(eos_token_id)]
 
 
 def resolve_sampling(config, meta_info: dict) -> dict:
@@ -356,17 +345,10 @@ class vLLMRollout(BaseRollout):
                 "(load_format=dummy): generate inside `with FSDPVLLMShardingManager(...)`"
             )
         meta = prompts.meta_info
-        for key in ("input_ids", "attention_mask", "position_ids"):
-            if key not in prompts.batch.keys():
-                raise KeyError(f"generate_sequences: prompts.batch lacks {key!r} (has {sorted(prompts.batch.keys())})")
-        eos = eos_token_ids(meta.get("eos_token_id"))
-        pad = meta.get("pad_token_id", None)
-        pad = eos[0] if pad is None else int(pad)
-        response_length = int(meta.get("response_length", self.config.response_length))
+        eos, pad, response_length = read_generation_request(prompts, self.config.response_length)
 
         idx = prompts.batch["input_ids"]
         prompt_mask = prompts.batch["attention_mask"]
-        prompt_pos = prompts.batch["position_ids"]
         if idx.shape[1] + response_length > self.max_model_len:
             raise ValueError(
                 f"prompt length {idx.shape[1]} + response_length {response_length} exceeds the engine's "
@@ -383,23 +365,7 @@ class vLLMRollout(BaseRollout):
         responses, response_mask = pad_responses(generated, response_length, eos, pad)
         responses = responses.to(device=idx.device, dtype=idx.dtype)
         response_mask = response_mask.to(device=idx.device, dtype=prompt_mask.dtype)
-
-        delta = torch.arange(1, response_length + 1, dtype=prompt_pos.dtype, device=prompt_pos.device)
-        response_pos = prompt_pos[:, -1:] + delta.unsqueeze(0)
-        batch = {
-            "prompts": idx,
-            "responses": responses,
-            "input_ids": torch.cat([idx, responses], dim=-1),
-            "attention_mask": torch.cat([prompt_mask, response_mask], dim=-1),
-            "position_ids": torch.cat([prompt_pos, response_pos], dim=-1),
-            "response_mask": response_mask,
-        }
-        metrics = {"timing_s/generate_sequences": time.perf_counter() - start}
-        return DataProto.from_dict(
-            tensors=batch,
-            non_tensors=dict(prompts.non_tensor_batch),
-            meta_info={"metrics": metrics},
-        )
+        return assemble_rollout_output(prompts, responses, response_mask, start)
 
 
 class HybridvLLMRollout(BaseRollout):
