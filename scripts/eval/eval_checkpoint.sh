@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Evaluate a checkpoint (or the raw-request baseline) on a prepared test split against BM25 and/or dense indexes:
+# per-domain NDCG@10, NDCG@100, Recall@100 and format-ok rate, as a table and as JSON.
+#
+#   MODEL=checkpoints/Rec-R1/amazon_c4-bm25-qwen2.5-3b-grpo/global_step_200 bash scripts/eval/eval_checkpoint.sh
+#   bash scripts/eval/eval_checkpoint.sh                      # no MODEL: the raw request is the query (baseline)
+#   MODEL=Qwen/Qwen2.5-3B-Instruct ENGINE=vllm RETRIEVERS=bm25 bash scripts/eval/eval_checkpoint.sh
+#
+# MODEL may be an HF folder or hub id, or a trainer checkpoint folder (global_step_N: its actor/huggingface is used).
+# Environment: DATA (DATA_DIR/test.parquet), DATA_DIR (data/amazon_c4/sparse), BM25_INDEX (data/amazon_c4/index/lucene),
+#   DENSE_INDEX (data/amazon_c4/index/dense), RETRIEVERS (default: every kind whose index exists), OUT_DIR
+#   (outputs/eval/<model name>), ENGINE (hf | vllm), MAX_NEW_TOKENS (512), BATCH_SIZE (16), LIMIT (all rows), PYTHON.
+# Writes OUT_DIR/<retriever>/{requests.jsonl,metrics.md,metrics.json}.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+PYTHON=${PYTHON:-$( [ -x "${RECR1_VENV:-$ROOT/.venv}/bin/python" ] && echo "${RECR1_VENV:-$ROOT/.venv}/bin/python" || echo python3 )}
+DATA_DIR=${DATA_DIR:-data/amazon_c4/sparse}
+DATA=${DATA:-$DATA_DIR/test.parquet}
+BM25_INDEX=${BM25_INDEX:-data/amazon_c4/index/lucene}
+DENSE_INDEX=${DENSE_INDEX:-data/amazon_c4/index/dense}
+MODEL=${MODEL:-}
+cd "$ROOT"
+
+if [ -n "$MODEL" ]; then
+  for sub in actor/huggingface huggingface; do
+    if [ -f "$MODEL/$sub/config.json" ]; then MODEL="$MODEL/$sub"; break; fi
+  done
+  name=$(echo "$MODEL" | sed -e 's#/actor/huggingface$##' -e 's#/huggingface$##' | tr '/' '_' | sed 's/^_*//')
+else
+  name=raw_request
+fi
+OUT_DIR=${OUT_DIR:-outputs/eval/$name}
+
+if [ -z "${RETRIEVERS:-}" ]; then
+  RETRIEVERS=""
+  [ -d "$BM25_INDEX" ] && RETRIEVERS="bm25"
+  [ -d "$DENSE_INDEX" ] && RETRIEVERS="$RETRIEVERS dense"
+  if [ -z "$RETRIEVERS" ]; then
+    echo "no index found at $BM25_INDEX or $DENSE_INDEX (build one with scripts/data/build_index.sh)" >&2
+    exit 2
+  fi
+fi
+
+status=0
+for retriever in $RETRIEVERS; do
+  index=$BM25_INDEX
+  [ "$retriever" = "dense" ] && index=$DENSE_INDEX
+  args=(--data "$DATA" --index "$index" --retriever "$retriever" --out "$OUT_DIR/$retriever"
+        --max-new-tokens "${MAX_NEW_TOKENS:-512}" --batch-size "${BATCH_SIZE:-16}")
+  [ -n "$MODEL" ] && args+=(--model "$MODEL" --engine "${ENGINE:-hf}")
+  [ -n "${LIMIT:-}" ] && args+=(--limit "$LIMIT")
+  echo "[eval] $name on $DATA with $retriever ($index)"
+  "$PYTHON" -m recr1.eval "${args[@]}" || status=$?
+done
+exit "$status"

@@ -1,0 +1,94 @@
+"""What the demo runs: one flat set of knobs, a full profile (the < 15 minute CPU demo) and a fast smoke profile.
+
+Every knob can be changed from the command line with ``--set name=value`` (e.g. ``--set rl_steps=100``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+
+
+@dataclass
+class DemoSettings:
+    """All demo knobs. ``seed`` drives model init, SFT and RL; ``data_seed`` the synthetic catalog and splits."""
+
+    seed: int = 1
+    data_seed: int = 0
+    # synthetic catalog -> prepared parquet
+    items: int = 20000
+    requests: int = 3000
+    val_size: int = 200
+    prompt_template: str = "compact"  # see recr1/demo/templates.py; or "sparse"
+    # tiny policy
+    vocab_words: int = 1000        # words kept whole by the tokenizer (the catalog has ~930 distinct words)
+    layers: int = 3
+    hidden: int = 128
+    heads: int = 4
+    # SFT warm start on naive answers
+    naive_words: int = 12
+    sft_steps: int = 900
+    sft_batch: int = 64
+    sft_lr: float = 3e-3
+    sft_warmup: float = 0.05
+    # GRPO
+    rl_steps: int = 600
+    rl_prompts: int = 8            # prompts per step
+    rl_n: int = 8                  # samples per prompt
+    rl_lr: float = 3e-4
+    rl_temperature: float = 1.0
+    response_length: int = 32
+    prompt_length: int = 320
+    rl_val_rows: int = 200         # amazon_c4_val rows scored greedily during training (the val curve)
+    test_freq: int = 50
+    dedup_terms: bool = False      # True: a repeated query word counts once in BM25
+    # evaluation on the held-out test split (the categories never seen in training)
+    eval_rows: int = 0             # 0: every test row
+    threads: int = 0               # torch threads per process (0: torch's default, one per core)
+    extra_rl_overrides: list[str] = field(default_factory=list)
+
+    def fingerprint(self, names: list[str]) -> dict:
+        """The values of ``names``: what a step's output depends on."""
+        return {name: getattr(self, name) for name in names}
+
+
+FULL = DemoSettings()
+
+FAST = dataclasses.replace(
+    FULL, items=3000, requests=600, val_size=60, sft_steps=150, rl_steps=20, rl_val_rows=40, test_freq=10,
+    eval_rows=200,
+)
+
+PROFILES = {"full": FULL, "fast": FAST}
+
+
+def _parse_value(current, text: str):
+    if isinstance(current, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected true/false, got {text!r}")
+    if isinstance(current, list):
+        return [t for t in text.split(",") if t]
+    return type(current)(text)
+
+
+def apply_overrides(settings: DemoSettings, assignments: list[str]) -> DemoSettings:
+    """``["rl_steps=100", "rl_lr=1e-4"]`` -> a copy of ``settings`` with those values (types kept).
+
+    Raises ValueError naming the bad assignment (unknown name, missing '=', value of the wrong type).
+    """
+    known = {f.name: f for f in fields(settings)}
+    changes = {}
+    for item in assignments:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: expected name=value")
+        name, text = item.split("=", 1)
+        name = name.strip()
+        if name not in known:
+            raise ValueError(f"--set {item!r}: unknown setting {name!r}; known: {', '.join(sorted(known))}")
+        try:
+            changes[name] = _parse_value(getattr(settings, name), text.strip())
+        except ValueError as e:
+            raise ValueError(f"--set {item!r}: {e}") from None
+    return dataclasses.replace(settings, **changes)
