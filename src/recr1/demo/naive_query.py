@@ -29,17 +29,24 @@ STOP_WORDS = frozenset(
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\-]*")
 
 
-def content_words(text: str) -> list[str]:
-    """Words of ``text`` that are not stop words, in order, first occurrence only (case-insensitive)."""
-    seen: set[str] = set()
+def request_keywords(text: str) -> list[str]:
+    """Words of ``text`` that are not stop words, in order and with repeats, punctuation removed."""
     words = []
     for match in _WORD.finditer(text):
         word = match.group(0).strip("'-")
-        key = word.lower()
-        if not word or key in STOP_WORDS or key in seen:
-            continue
-        seen.add(key)
-        words.append(word)
+        if word and word.lower() not in STOP_WORDS:
+            words.append(word)
+    return words
+
+
+def content_words(text: str) -> list[str]:
+    """:func:`request_keywords` with each word kept at its first occurrence only (case-insensitive)."""
+    seen: set[str] = set()
+    words = []
+    for word in request_keywords(text):
+        if word.lower() not in seen:
+            seen.add(word.lower())
+            words.append(word)
     return words
 
 

@@ -22,6 +22,11 @@ class DemoPaths:
     def data(self) -> str:
         return self._p("data")
 
+    @property
+    def prepared(self) -> str:
+        """The standard prepared files (recr1.data.amazon_c4's output, sparse template)."""
+        return self._p("data", "prepared")
+
     def split(self, name: str) -> str:
         """Prepared parquet of ``name`` (train, val, test)."""
         return self._p("data", f"{name}.parquet")

@@ -36,11 +36,12 @@ class Stage:
 
 STAGES = (
     Stage("catalog", "synthetic catalog", ("items", "requests", "data_seed"), st.run_catalog, st.valid_catalog),
-    Stage("prepare", "prepare parquet", ("val_size", "prompt_template"), st.run_prepare, st.valid_prepare),
     Stage("index", "Lucene index", (), st.run_index, st.valid_index),
+    Stage("prepare", "prepare parquet", ("val_size", "prompt_template"), st.run_prepare, st.valid_prepare),
     Stage("policy", "tiny policy", ("vocab_words", "layers", "hidden", "heads", "seed"), st.run_policy,
           st.valid_policy),
-    Stage("sft_data", "SFT data", ("naive_words", "rl_val_rows", "eval_rows"), st.run_sft_data, st.valid_sft_data),
+    Stage("sft_data", "SFT data", ("naive_words", "sft_swapped_copies", "rl_val_rows", "eval_rows"), st.run_sft_data,
+          st.valid_sft_data),
     Stage("sft", "SFT warm start", ("sft_steps", "sft_batch", "sft_lr", "sft_warmup"), st.run_sft, st.valid_sft,
           in_process=False),
     Stage("rl", "GRPO", ("rl_steps", "rl_prompts", "rl_n", "rl_lr", "rl_temperature", "response_length",

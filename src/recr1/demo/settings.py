@@ -18,20 +18,21 @@ class DemoSettings:
     items: int = 20000
     requests: int = 3000
     val_size: int = 200
-    prompt_template: str = "compact"  # see recr1/demo/templates.py; or "sparse"
+    prompt_template: str = "keywords"  # see recr1/demo/templates.py; or "compact", "sparse"
     # tiny policy
     vocab_words: int = 1000        # words kept whole by the tokenizer (the catalog has ~930 distinct words)
-    layers: int = 3
+    layers: int = 2
     hidden: int = 128
     heads: int = 4
     # SFT warm start on naive answers
     naive_words: int = 12
-    sft_steps: int = 900
-    sft_batch: int = 64
+    sft_swapped_copies: int = 4    # word-swapped copies of each training request (recr1/demo/augment.py)
+    sft_steps: int = 500
+    sft_batch: int = 32
     sft_lr: float = 3e-3
     sft_warmup: float = 0.05
     # GRPO
-    rl_steps: int = 600
+    rl_steps: int = 400
     rl_prompts: int = 8            # prompts per step
     rl_n: int = 8                  # samples per prompt
     rl_lr: float = 3e-4
@@ -40,10 +41,10 @@ class DemoSettings:
     prompt_length: int = 320
     rl_val_rows: int = 200         # amazon_c4_val rows scored greedily during training (the val curve)
     test_freq: int = 50
-    dedup_terms: bool = False      # True: a repeated query word counts once in BM25
+    dedup_terms: bool = True       # a repeated query word counts once in BM25 (no term-frequency exploit)
     # evaluation on the held-out test split (the categories never seen in training)
     eval_rows: int = 0             # 0: every test row
-    threads: int = 0               # torch threads per process (0: torch's default, one per core)
+    threads: int = 1               # torch threads per process (0: torch's default, one per core)
     extra_rl_overrides: list[str] = field(default_factory=list)
 
     def fingerprint(self, names: list[str]) -> dict:

@@ -80,12 +80,19 @@ def run_prepare(ctx: StageContext) -> str:
     from recr1.data.amazon_c4 import prepare
     from recr1.data.item_pool import ITEM_FILE
     from recr1.data.synthetic import REQUEST_FILE
-    from recr1.demo.templates import ensure_demo_templates
+    from recr1.data.prompts import PROMPT_TEMPLATES
+    from recr1.demo.templates import ensure_demo_templates, rewrite_prompts
 
     s, p = ctx.settings, ctx.paths
     ensure_demo_templates()
-    summary = prepare(os.path.join(p.raw, REQUEST_FILE), os.path.join(p.raw, ITEM_FILE), p.data,
-                      template=s.prompt_template, val_size=s.val_size, seed=s.data_seed)
+    # the standard preparation (Rec-R1's split, the sparse template) goes to data/prepared/; the demo's files
+    # are the same rows with the demo's prompts
+    template = s.prompt_template if s.prompt_template in PROMPT_TEMPLATES else "sparse"
+    summary = prepare(os.path.join(p.raw, REQUEST_FILE), os.path.join(p.raw, ITEM_FILE), p.prepared,
+                      template=template, val_size=s.val_size, seed=s.data_seed)
+    for name in ("train", "val", "test"):
+        frame = pd.read_parquet(os.path.join(p.prepared, f"{name}.parquet"))
+        rewrite_prompts(frame, s.prompt_template).to_parquet(p.split(name), index=False)
     rows = summary["rows"]
     domains = sum(1 for src in summary["data_sources"] if src.endswith("_test"))
     return f"train {rows['train']}, val {rows['val']}, test {rows['test']} requests ({domains} held-out categories)"
@@ -170,7 +177,9 @@ def _token_lengths(tokenizer, prompts, responses=None) -> list[int]:
 def run_sft_data(ctx: StageContext) -> str:
     from transformers import AutoTokenizer
 
-    from recr1.demo.sft_data import build_sft_frame
+    from recr1.demo.augment import product_vocabulary
+    from recr1.demo.sft_data import build_sft_frame, swapped_sft_frame
+    from recr1.demo.templates import prompt_builder
 
     s, p = ctx.settings, ctx.paths
     train = pd.read_parquet(p.split("train"))
@@ -179,6 +188,11 @@ def run_sft_data(ctx: StageContext) -> str:
     if val.empty:
         raise ValueError(f"{p.split('val')} has no {VAL_SOURCE} rows")
     sft_train = build_sft_frame(train, s.naive_words, where=p.split("train"))
+    if s.sft_swapped_copies > 0:
+        swapped = swapped_sft_frame(train, product_vocabulary(p.corpus), s.sft_swapped_copies, seed=s.seed,
+                                    n_words=s.naive_words, prompt_fn=prompt_builder(s.prompt_template),
+                                    where=p.split("train"))
+        sft_train = pd.concat([sft_train, swapped], ignore_index=True)
     sft_val = build_sft_frame(val.head(100), s.naive_words, where=p.split("val"))
     os.makedirs(os.path.dirname(p.sft_data("train")), exist_ok=True)
     sft_train.to_parquet(p.sft_data("train"), index=False)
@@ -197,8 +211,9 @@ def run_sft_data(ctx: StageContext) -> str:
     with open(os.path.join(os.path.dirname(p.sft_data("train")), LENGTHS_FILE), "w") as f:
         json.dump(facts, f)
     example = sft_train["response"].iloc[0]
-    return (f"{len(sft_train)} SFT pairs (e.g. {example[:90]}...), {len(rl_val)} val and {len(test)} test "
-            f"requests; prompts up to {prompt_max} tokens")
+    return (f"{len(sft_train)} SFT pairs ({len(train)} requests + {len(sft_train) - len(train)} word-swapped "
+            f"copies; e.g. {example[:80]}...), {len(rl_val)} val and {len(test)} test requests; prompts up to "
+            f"{prompt_max} tokens")
 
 
 def valid_sft_data(ctx: StageContext) -> bool:

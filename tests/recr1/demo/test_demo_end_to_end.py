@@ -28,7 +28,7 @@ def _demo(out, *extra):
 def test_demo_runs_every_stage_writes_the_report_and_then_skips_everything(tmp_path):
     out = tmp_path / "demo"
     first = _demo(out)
-    for stage in ("synthetic catalog", "prepare parquet", "Lucene index", "tiny policy", "SFT data",
+    for stage in ("synthetic catalog", "Lucene index", "prepare parquet", "tiny policy", "SFT data",
                   "SFT warm start", "GRPO", "evaluation"):
         assert f"{stage}" in first and "FAILED" not in first
     assert "| **overall** | rl |" in first
