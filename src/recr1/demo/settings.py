@@ -27,12 +27,12 @@ class DemoSettings:
     # SFT warm start on naive answers
     naive_words: int = 12
     sft_swapped_copies: int = 4    # word-swapped copies of each training request (recr1/demo/augment.py)
-    sft_steps: int = 500
+    sft_steps: int = 900
     sft_batch: int = 32
     sft_lr: float = 3e-3
     sft_warmup: float = 0.05
     # GRPO
-    rl_steps: int = 400
+    rl_steps: int = 600
     rl_prompts: int = 8            # prompts per step
     rl_n: int = 8                  # samples per prompt
     rl_lr: float = 3e-4
@@ -41,7 +41,8 @@ class DemoSettings:
     prompt_length: int = 320
     rl_val_rows: int = 200         # amazon_c4_val rows scored greedily during training (the val curve)
     test_freq: int = 50
-    dedup_terms: bool = True       # a repeated query word counts once in BM25 (no term-frequency exploit)
+    dedup_terms: bool = False      # True: a repeated query word counts once in BM25. Rec-R1 let repeats count,
+    #                                and the policy learns to repeat the product type (term frequency)
     # evaluation on the held-out test split (the categories never seen in training)
     eval_rows: int = 0             # 0: every test row
     threads: int = 1               # torch threads per process (0: torch's default, one per core)

@@ -236,18 +236,22 @@ class _Progress:
         self.ctx, self.total, self.describe, self.every = ctx, total, describe, every
         self.start = time.time()
         self.last_print = 0.0
+        self.first_step: int | None = None  # a resumed run starts past 0
         self.state: dict = {}
 
     def __call__(self, rows: list[dict]) -> None:
         for row in rows:
             self.state.update({k: v for k, v in row.items() if v is not None})
         step = int(self.state.get("step", 0))
+        if self.first_step is None:
+            self.first_step = max(0, int(rows[0].get("step", 1)) - 1)
         now = time.time()
         if now - self.last_print < self.every and step < self.total:
             return
         self.last_print = now
         elapsed = now - self.start
-        eta = f", ~{elapsed / step * (self.total - step) / 60:.1f} min left" if 0 < step < self.total else ""
+        done = step - self.first_step
+        eta = f", ~{elapsed / done * (self.total - step) / 60:.1f} min left" if 0 < done and step < self.total else ""
         self.ctx.say(f"step {step}/{self.total}  {self.describe(self.state)}  ({elapsed / 60:.1f} min{eta})")
 
 
@@ -327,7 +331,7 @@ def read_metrics(path: str) -> list[dict]:
 
 def searcher_settings(s: DemoSettings) -> dict:
     """The BM25 settings of the reward, so evaluation ranks exactly as training did."""
-    return {"jvm_heap": "1g", "threads": 2, "dedup_terms": s.dedup_terms}
+    return {"jvm_heap": "1g", "dedup_terms": s.dedup_terms}
 
 
 def run_eval(ctx: StageContext) -> str:

@@ -199,12 +199,12 @@ def start_jvm(heap: str | None = None) -> JavaRuntime:
         The runtime in use. Raises :class:`JavaNotFoundError` when none is usable.
     """
     global _started, _started_heap
-    heap = heap or DEFAULT_HEAP
     if _started is not None:
-        if heap != _started_heap:
+        if heap is not None and heap != _started_heap:
             log.warning("JVM already running with -Xmx%s; ignoring the request for %s", _started_heap, heap)
         return _started
     os.environ.setdefault("OPENAI_API_KEY", "unused-by-recr1")  # pyserini 1.6 fails on import without it
+    heap = heap or DEFAULT_HEAP
     import jnius_config
 
     if jnius_config.vm_running:  # someone imported jnius before us: use that JVM as it is

@@ -6,7 +6,9 @@ BM25, ties broken by document id), but talks to Lucene's ``IndexSearcher`` direc
 - no stored document is loaded for a hit: hits come back as Lucene doc ids and scores in two bulk
   arrays (:mod:`recr1.retrieval.lucene_hits`) and are mapped to product ids with a table read
   once (``docids.txt`` beside the index, written by ``build_lucene``);
-- queries run on a pool of threads (pyjnius releases the GIL inside Java calls);
+- queries run one after another on the calling thread: pyjnius shares its method objects between
+  threads (kivy/pyjnius#287, #563), and a 2-thread pool corrupted JNI arguments in a training run
+  ("Invalid instance of TopDocs passed for a BytesRefBuilder" after ~110 steps);
 - Pyserini sorts every search by (score, id), which costs two to four times a plain top-k search.
   In an index built by ``build_lucene`` with one thread, Lucene doc ids follow product-id order,
   so Lucene's own tie-break is already Pyserini's and a plain search is exact. In any other index
@@ -18,9 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from recr1.retrieval.java import java_class, start_jvm
 from recr1.retrieval.lucene_hits import HitReader
@@ -80,7 +80,8 @@ class LuceneSearcher(Searcher):
             bag-of-words boosts a term by its count), which a policy can learn to exploit.
         rec_r1_compat: wrap each query as ``(contents:{q})`` like Rec-R1 did, which loses the first
             word; only for reproducing Rec-R1's numbers.
-        threads: search threads (default: CPU count).
+        threads: accepted for config compatibility; values above 1 are ignored with a warning (Lucene
+            search runs on one thread, see the module docstring).
         jvm_heap: JVM max heap, e.g. "2g" (only the first JVM start in a process can set it).
         field: the indexed text field.
     """
@@ -112,7 +113,9 @@ class LuceneSearcher(Searcher):
         self.query_syntax = query_syntax
         self.dedup_terms = bool(dedup_terms)
         self.rec_r1_compat = bool(rec_r1_compat)
-        self.threads = max(1, int(threads or os.cpu_count() or 1))
+        if threads is not None and int(threads) > 1:
+            log.warning("threads=%s ignored: BM25 search runs on one thread (pyjnius is not thread-safe)", threads)
+        self.threads = 1
         self.field = field
 
         start_jvm(jvm_heap)
@@ -151,9 +154,6 @@ class LuceneSearcher(Searcher):
         self._doc_ids = self._load_doc_ids()
         # Doc ids in product-id order: Lucene's tie-break (lower doc id) equals Pyserini's (lower id).
         self.ids_in_doc_order = all(a < b for a, b in zip(self._doc_ids, self._doc_ids[1:]))
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
-        self._stats_lock = threading.Lock()
 
     # ---- index metadata -------------------------------------------------------------------------
 
@@ -176,8 +176,7 @@ class LuceneSearcher(Searcher):
     # ---- queries --------------------------------------------------------------------------------
 
     def _count(self, event: str) -> None:
-        with self._stats_lock:
-            self.stats[event] += 1
+        self.stats[event] += 1
 
     def _bag_of_words_query(self, text: str):
         if not self.dedup_terms:
@@ -246,30 +245,17 @@ class LuceneSearcher(Searcher):
             log.warning("search failed for query %r: %s", str(raw)[:200], str(exc).splitlines()[0] if str(exc) else exc)
             return []
 
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="lucene-search")
-            return self._pool
-
     def batch_search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
-        """See :meth:`Searcher.batch_search`; distinct queries run on ``self.threads`` threads."""
+        """See :meth:`Searcher.batch_search`; each distinct query is searched once."""
         k = int(k)
         if k <= 0 or len(queries) == 0:
             return [[] for _ in queries]
         unique = list(dict.fromkeys(queries))
-        if len(unique) == 1 or self.threads == 1:
-            results = [self._search_one(q, k) for q in unique]
-        else:
-            results = list(self._executor().map(lambda q: self._search_one(q, k), unique))
+        results = [self._search_one(q, k) for q in unique]
         by_query = dict(zip(unique, results))
         return [list(by_query[q]) for q in queries]
 
     def close(self) -> None:
-        with self._pool_lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
         try:
             self._reader.close()
         except Exception:  # already closed

@@ -6,9 +6,9 @@ from recr1.demo.stamps import chain_key, read_stamp, write_stamp
 
 
 def test_overrides_keep_types_and_leave_the_profile_untouched():
-    s = apply_overrides(FULL, ["rl_steps=12", "rl_lr=1e-4", "dedup_terms=false", "prompt_template=sparse"])
-    assert (s.rl_steps, s.rl_lr, s.dedup_terms, s.prompt_template) == (12, 1e-4, False, "sparse")
-    assert FULL.rl_steps != 12 and FULL.dedup_terms is True
+    s = apply_overrides(FULL, ["rl_steps=12", "rl_lr=1e-4", "dedup_terms=true", "prompt_template=sparse"])
+    assert (s.rl_steps, s.rl_lr, s.dedup_terms, s.prompt_template) == (12, 1e-4, True, "sparse")
+    assert FULL.rl_steps != 12 and FULL.dedup_terms is False
     assert FAST.rl_steps < FULL.rl_steps and FAST.items < FULL.items
 
 

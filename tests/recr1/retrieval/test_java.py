@@ -73,3 +73,17 @@ def test_jvm_options_drop_the_vector_module_the_runtime_lacks():
     assert jvm_options(full, "512m", pyserini_default) == ["--add-modules=jdk.incubator.vector", "-Xmx512m"]
     with pytest.raises(ValueError, match="heap"):
         jvm_options(lean, "lots", [])
+
+
+def test_a_running_jvm_warns_only_for_an_explicit_other_heap(bm25_searcher, caplog, monkeypatch):
+    from recr1.retrieval import java
+    from recr1.retrieval.java import java_class, start_jvm
+
+    monkeypatch.setattr(java, "DEFAULT_HEAP", "999m")  # as when the JVM was started with a reward's jvm_heap
+    with caplog.at_level("WARNING", logger="recr1.retrieval.java"):
+        java_class("java.lang.String")  # every class lookup re-checks the JVM without a heap request
+        start_jvm()
+    assert "ignoring the request" not in caplog.text
+    with caplog.at_level("WARNING", logger="recr1.retrieval.java"):
+        start_jvm("123m")
+    assert "ignoring the request for 123m" in caplog.text

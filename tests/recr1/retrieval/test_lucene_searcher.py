@@ -141,3 +141,14 @@ def test_bad_settings_and_paths_are_named(tmp_path, lucene_index_dir):
         load_searcher("bm25", tmp_path / "missing")
     with pytest.raises(ValueError, match="unknown retriever kind"):
         load_searcher("tfidf", lucene_index_dir)
+
+
+def test_search_threads_above_one_are_ignored_with_a_warning(lucene_index_dir, bm25_searcher, caplog):
+    # pyjnius is not thread-safe: a threaded pool corrupted JNI arguments mid-training.
+    queries = ["red leather shoes", "steel knife", "blue", "red leather shoes"]
+    with caplog.at_level("WARNING", logger="recr1.retrieval.lucene_searcher"):
+        threaded = LuceneSearcher(lucene_index_dir, threads=8)
+    assert "threads=8 ignored" in caplog.text
+    assert threaded.threads == 1
+    assert threaded.batch_search(queries, k=5) == bm25_searcher.batch_search(queries, k=5)
+    threaded.close()
