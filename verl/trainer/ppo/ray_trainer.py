@@ -107,6 +107,9 @@ class RayPPOTrainer:
 
             mapping = {Role.ActorRollout: ActorRolloutRefWorker, Role.Critic: CriticWorker}
         cfg, t = self.config, self.config.trainer
+        if cfg.actor_rollout_ref.rollout.get("seed") is None:  # the sampling stream follows trainer.seed
+            with open_dict(cfg):
+                cfg.actor_rollout_ref.rollout.seed = int(t.seed)
         role_classes = {"actor_rollout": ClassWithInitArgs(
             mapping[Role.ActorRollout], config=cfg.actor_rollout_ref,
             role="actor_rollout_ref" if self.use_reference_policy else "actor_rollout")}

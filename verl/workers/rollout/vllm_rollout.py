@@ -166,7 +166,8 @@ class vLLMRollout(BaseRollout):
             (extra ``vllm.LLM`` arguments; ``engine_kwargs.vllm`` is read too, as newer verl nests it).
         model_hf_config: the model's HF config (sizes the CPU KV cache); loaded from ``model_path`` when None.
         device: "cuda" or "cpu"; default cuda when available.
-        seed: engine seed (sampling stream); default 0.
+        seed: engine seed (sampling stream); default ``config.seed``, else 0. Each data-parallel group adds
+            its index.
     """
 
     def __init__(
@@ -176,12 +177,14 @@ class vLLMRollout(BaseRollout):
         tokenizer=None,
         model_hf_config=None,
         device: Optional[str] = None,
-        seed: int = 0,
+        seed: Optional[int] = None,
         **kwargs,
     ):
         from vllm import LLM
 
         self.config = config
+        if seed is None:
+            seed = int(config.get("seed", None) or 0)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = tokenizer
         tp = int(config.get("tensor_model_parallel_size", 1) or 1)

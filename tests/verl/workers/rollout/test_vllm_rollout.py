@@ -115,7 +115,7 @@ def actor(model_dir):
 @pytest.fixture(scope="module")
 def engines(actor, model_dir, tokenizer):
     """(vLLM rollout fed by the actor, HF rollout on the same actor)."""
-    config = rollout_config()
+    config = rollout_config(seed=7)
     return build_vllm_rollout(actor, model_dir, config, tokenizer=tokenizer, device="cpu"), HFRollout(actor, config)
 
 
@@ -140,6 +140,11 @@ def test_greedy_tokens_match_hf_rollout(engines, tokenizer):
     assert list(out_vllm.non_tensor_batch["uid"]) == [f"q{i}" for i in range(len(QUESTIONS))]
     metrics = out_vllm.meta_info["metrics"]
     assert metrics["timing_s/generate_sequences"] > 0 and metrics["perf/sync_weights_mb"] > 0
+
+
+def test_engine_samples_with_the_configured_seed(engines):
+    # the trainer fills rollout.seed from trainer.seed; one rank without torch.distributed adds nothing
+    assert engines[0].rollout.inference_engine.llm_engine.model_config.seed == 7
 
 
 def test_eos_cuts_responses_like_hf_rollout(engines, tokenizer):
