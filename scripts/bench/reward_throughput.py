@@ -6,8 +6,8 @@ On a synthetic catalog (recr1.data.synthetic, exported with recr1.data.corpus, i
 recr1.retrieval.build_lucene; cached in --workdir), one GRPO-shaped step of ``requests x samples``
 responses is scored two ways in the same process, on the same JVM and index:
 
-- batched: ``recr1.reward.compute_score_batch`` (one search over the unique queries, threads,
-  no stored documents loaded);
+- batched: ``recr1.reward.compute_score_batch`` (one search per unique query, no stored documents
+  loaded; one search thread: pyjnius is not thread-safe);
 - per-sample loop: for each response, parse it, search with Pyserini's ``LuceneSearcher.search``
   (k hits, BM25 1.2/0.75) and compute NDCG, as Rec-R1's reward did (it even JSON-decoded every
   hit's stored document, which this loop skips, so the baseline here is the faster one).
@@ -106,7 +106,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--samples", type=int, default=12, help="responses per prompt (rollout.n)")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per method (median reported)")
     parser.add_argument("--k", type=int, default=1000, help="NDCG cut-off (Rec-R1 trains with 1000)")
-    parser.add_argument("--threads", type=int, default=None, help="search threads for the batched reward")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "recr1-bench-reward"))
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
@@ -123,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     pyserini_searcher = PyseriniSearcher(index)
     pyserini_searcher.set_bm25(1.2, 0.75)
-    searcher = get_searcher("bm25", index, threads=args.threads)
+    searcher = get_searcher("bm25", index)
     sources = ["amazon_c4_train"] * n
 
     def batched(responses, truths):
@@ -134,7 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
         "batched": batched,
         "per_sample": lambda r, t: per_sample_loop(
             lambda q, k: [hit.docid for hit in pyserini_searcher.search(q, k)], r, t, args.k),
-        # where the gain comes from: the fast searcher without dedup or threads
+        # where the gain comes from: the fast searcher, one search per sample
         "per_sample_fast_searcher": lambda r, t: per_sample_loop(
             lambda q, k: [doc_id for doc_id, _ in searcher.search(q, k)], r, t, args.k),
     }  # fmt: skip
@@ -156,17 +155,17 @@ def main(argv: list[str] | None = None) -> dict:
     qps = {name: n / statistics.median(ts) for name, ts in times.items()}
     result = {
         "items": searcher.num_docs, "samples_per_step": n, "unique_queries_per_step": unique, "k": args.k,
-        "threads": searcher.threads, "steps": args.steps,
+        "steps": args.steps,
         "samples_per_s": {name: round(v, 1) for name, v in qps.items()},
         "speedup": round(qps["batched"] / qps["per_sample"], 2), "max_score_diff": max_diff,
         "step_seconds": {name: [round(t, 3) for t in ts] for name, ts in times.items()},
         "searcher_stats": dict(searcher.stats),
     }  # fmt: skip
     print(f"catalog {result['items']} items, step {args.requests} x {args.samples} = {n} responses "
-          f"({statistics.mean(unique):.0f} unique queries), k={args.k}, {searcher.threads} search threads")
+          f"({statistics.mean(unique):.0f} unique queries), k={args.k}")
     print(f"  batched compute_score_batch : {qps['batched']:8.1f} samples/s  (step {min(times['batched']):.2f} s)")
     print(f"  per-sample Pyserini loop    : {qps['per_sample']:8.1f} samples/s  (step {min(times['per_sample']):.2f} s)")
-    print(f"  (per-sample, fast searcher  : {qps['per_sample_fast_searcher']:8.1f} samples/s: no dedup, one thread)")
+    print(f"  (per-sample, fast searcher  : {qps['per_sample_fast_searcher']:8.1f} samples/s: every sample searched)")
     print(f"  speedup                     : {result['speedup']:.2f}x   (scores identical: max |diff| {max_diff:.1e})")
     print(f"  searcher events: {dict(searcher.stats)}")
     if args.out:
