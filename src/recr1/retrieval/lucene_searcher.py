@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 
 from recr1.retrieval.java import java_class, start_jvm
@@ -28,6 +29,8 @@ from recr1.retrieval.query_text import DEFAULT_MAX_QUERY_TERMS, clean_query, rec
 from recr1.retrieval.searcher import Hit, Searcher
 
 log = logging.getLogger(__name__)
+# Callers on several Python threads (a user's pool, a web server) take turns: see the module docstring.
+_JAVA_CALLS = threading.Lock()
 
 DOCIDS_FILE = "docids.txt"
 QUERY_SYNTAXES = ("bow", "lucene")
@@ -251,7 +254,8 @@ class LuceneSearcher(Searcher):
         if k <= 0 or len(queries) == 0:
             return [[] for _ in queries]
         unique = list(dict.fromkeys(queries))
-        results = [self._search_one(q, k) for q in unique]
+        with _JAVA_CALLS:
+            results = [self._search_one(q, k) for q in unique]
         by_query = dict(zip(unique, results))
         return [list(by_query[q]) for q in queries]
 
