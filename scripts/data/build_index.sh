@@ -10,7 +10,7 @@
 #   INDEX_TYPE (hnsw | flat), BATCH_SIZE (64), DEVICE (cuda if available), OVERWRITE (1: replace existing), PYTHON.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-PYTHON=${PYTHON:-$( [ -x "${RECR1_VENV:-$ROOT/.venv}/bin/python" ] && echo "${RECR1_VENV:-$ROOT/.venv}/bin/python" || echo python3 )}
+source "$ROOT/scripts/find_python.sh"
 CORPUS=${CORPUS:-data/amazon_c4/corpus}
 INDEX_ROOT=${INDEX_ROOT:-data/amazon_c4/index}
 KIND=${KIND:-both}

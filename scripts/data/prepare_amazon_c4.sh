@@ -12,7 +12,7 @@
 # Next: bash scripts/data/build_index.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-PYTHON=${PYTHON:-$( [ -x "${RECR1_VENV:-$ROOT/.venv}/bin/python" ] && echo "${RECR1_VENV:-$ROOT/.venv}/bin/python" || echo python3 )}
+source "$ROOT/scripts/find_python.sh"
 RAW_DIR=${RAW_DIR:-data/amazon_c4/raw}
 OUT_DIR=${OUT_DIR:-data/amazon_c4}
 TEMPLATES=${TEMPLATES:-sparse dense}

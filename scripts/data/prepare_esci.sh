@@ -10,7 +10,7 @@
 # Next: CORPUS=data/esci/corpus INDEX_ROOT=data/esci/index bash scripts/data/build_index.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-PYTHON=${PYTHON:-$( [ -x "${RECR1_VENV:-$ROOT/.venv}/bin/python" ] && echo "${RECR1_VENV:-$ROOT/.venv}/bin/python" || echo python3 )}
+source "$ROOT/scripts/find_python.sh"
 RAW_DIR=${RAW_DIR:-data/esci/raw}
 OUT_DIR=${OUT_DIR:-data/esci}
 TEMPLATES=${TEMPLATES:-sparse dense}

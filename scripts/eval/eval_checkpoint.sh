@@ -13,7 +13,7 @@
 # Writes OUT_DIR/<retriever>/{requests.jsonl,metrics.md,metrics.json}.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-PYTHON=${PYTHON:-$( [ -x "${RECR1_VENV:-$ROOT/.venv}/bin/python" ] && echo "${RECR1_VENV:-$ROOT/.venv}/bin/python" || echo python3 )}
+source "$ROOT/scripts/find_python.sh"
 DATA_DIR=${DATA_DIR:-data/amazon_c4/sparse}
 DATA=${DATA:-$DATA_DIR/test.parquet}
 BM25_INDEX=${BM25_INDEX:-data/amazon_c4/index/lucene}

@@ -5,10 +5,7 @@
 # exist, and exit without starting anything (no GPU needed). Exit code 0 when everything is in place.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-if [ -n "${PYTHON:-}" ]; then :
-elif [ -x "${RECR1_VENV:-$ROOT/.venv}/bin/python" ]; then PYTHON="${RECR1_VENV:-$ROOT/.venv}/bin/python"
-else PYTHON=python3
-fi
+source "$ROOT/scripts/find_python.sh"
 
 # check_paths TRAIN_FILE VAL_FILE INDEX_DIR RETRIEVER MODEL: prints one line per problem; returns 1 if any.
 check_paths() {
