@@ -63,6 +63,20 @@ def swapped_sft_frame(rows: pd.DataFrame, vocabulary: list[str], copies: int, se
     return build_sft_frame(swapped, n_words, where=f"{where} (swapped)", prompt_fn=prompt_fn)
 
 
+def sft_pairs(rows: pd.DataFrame, n_words: int = NAIVE_QUERY_WORDS, where: str = "data", template: str | None = None,
+              swapped_copies: int = 0, corpus: str | None = None, seed: int = 0) -> pd.DataFrame:
+    """SFT pairs for the prepared rows ``rows``: one per row (prompt rebuilt with ``template`` when given) and
+    ``swapped_copies`` word-swapped copies of each (product vocabulary from the catalog ``corpus``)."""
+    prompt_fn = prompt_builder(template) if template else None
+    frames = [build_sft_frame(rows, n_words, where=where, prompt_fn=prompt_fn)]
+    if swapped_copies > 0:
+        if not corpus:
+            raise ValueError("swapped copies need the catalog corpus (--corpus) for the product vocabulary")
+        frames.append(swapped_sft_frame(rows, product_vocabulary(corpus), swapped_copies, seed, n_words,
+                                        prompt_fn, where=where))
+    return pd.concat(frames, ignore_index=True)
+
+
 def build_sft_file(data: str, out: str, n_words: int = NAIVE_QUERY_WORDS, limit: int | None = None,
                    template: str | None = None, swapped_copies: int = 0, corpus: str | None = None,
                    seed: int = 0) -> int:
@@ -72,14 +86,7 @@ def build_sft_file(data: str, out: str, n_words: int = NAIVE_QUERY_WORDS, limit:
     rows = pd.read_parquet(data)
     if limit is not None:
         rows = rows.iloc[:limit]
-    prompt_fn = prompt_builder(template) if template else None
-    frames = [build_sft_frame(rows, n_words, where=data, prompt_fn=prompt_fn)]
-    if swapped_copies > 0:
-        if not corpus:
-            raise ValueError("swapped copies need the catalog corpus (--corpus) for the product vocabulary")
-        frames.append(swapped_sft_frame(rows, product_vocabulary(corpus), swapped_copies, seed, n_words,
-                                        prompt_fn, where=data))
-    frame = pd.concat(frames, ignore_index=True)
+    frame = sft_pairs(rows, n_words, data, template, swapped_copies, corpus, seed)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     frame.to_parquet(out, index=False)
     return len(frame)

@@ -20,11 +20,11 @@ import pandas as pd
 from recr1.demo.commands import rl_command, sft_command
 from recr1.demo.naive_query import NAIVE_THINK, format_response
 from recr1.demo.paths import DemoPaths
+from recr1.demo.report import METHODS, curve
 from recr1.demo.runner import command_text, run_child
 from recr1.demo.settings import DemoSettings
 
 VAL_SOURCE = "amazon_c4_val"
-METHODS = ("raw_request", "sft", "rl")
 LENGTHS_FILE = "lengths.json"
 
 
@@ -154,8 +154,7 @@ def run_policy(ctx: StageContext) -> str:
 
 def valid_policy(ctx: StageContext) -> bool:
     d = ctx.paths.init_model
-    return all(os.path.isfile(os.path.join(d, f)) for f in ("config.json", "tokenizer.json")) and \
-        bool(glob.glob(os.path.join(d, "*.safetensors")))
+    return _hf_dir_ok(d) and os.path.isfile(os.path.join(d, "tokenizer.json"))
 
 
 # ---- SFT data, RL val set, test subset, sequence lengths -----------------------------------------
@@ -178,9 +177,7 @@ def _token_lengths(tokenizer, prompts, responses=None) -> list[int]:
 def run_sft_data(ctx: StageContext) -> str:
     from transformers import AutoTokenizer
 
-    from recr1.demo.augment import product_vocabulary
-    from recr1.demo.sft_data import build_sft_frame, swapped_sft_frame
-    from recr1.demo.templates import prompt_builder
+    from recr1.demo.sft_data import build_sft_frame, sft_pairs
 
     s, p = ctx.settings, ctx.paths
     train = pd.read_parquet(p.split("train"))
@@ -188,12 +185,9 @@ def run_sft_data(ctx: StageContext) -> str:
     val = val[val["data_source"] == VAL_SOURCE].reset_index(drop=True)
     if val.empty:
         raise ValueError(f"{p.split('val')} has no {VAL_SOURCE} rows")
-    sft_train = build_sft_frame(train, s.naive_words, where=p.split("train"))
-    if s.sft_swapped_copies > 0:
-        swapped = swapped_sft_frame(train, product_vocabulary(p.corpus), s.sft_swapped_copies, seed=s.seed,
-                                    n_words=s.naive_words, prompt_fn=prompt_builder(s.prompt_template),
-                                    where=p.split("train"))
-        sft_train = pd.concat([sft_train, swapped], ignore_index=True)
+    # rebuilding the prompts with the template gives the prepared ones again (run_prepare wrote them with it)
+    sft_train = sft_pairs(train, s.naive_words, p.split("train"), s.prompt_template, s.sft_swapped_copies,
+                          p.corpus, s.seed)
     sft_val = build_sft_frame(val.head(100), s.naive_words, where=p.split("val"))
     os.makedirs(os.path.dirname(p.sft_data("train")), exist_ok=True)
     sft_train.to_parquet(p.sft_data("train"), index=False)
@@ -274,8 +268,7 @@ def run_sft(ctx: StageContext) -> str:
     ctx.say(f"$ {command_text(cmd)[:160]}...  (full command and output: {p.log('sft')})")
     progress = _Progress(ctx, s.sft_steps, lambda m: f"loss {m.get('train/loss', float('nan')):.3f}")
     run_child(cmd, p.log("sft"), progress, p.metrics_jsonl("sft"), ctx.verbose, env=thread_env(s))
-    with open(p.metrics_jsonl("sft")) as f:
-        last = [json.loads(line) for line in f if line.strip()][-1]
+    last = read_metrics(p.metrics_jsonl("sft"))[-1]
     val = f", val loss {last['val/loss']:.3f}" if "val/loss" in last else ""
     return f"{s.sft_steps} steps, train loss {last.get('train/loss', float('nan')):.3f}{val}"
 
@@ -308,10 +301,8 @@ def run_rl(ctx: StageContext, resume: bool = False) -> str:
     ctx.say(f"$ {command_text(cmd)[:160]}...  (full command and output: {p.log('rl')})")
     progress = _Progress(ctx, s.rl_steps, _describe_rl)
     run_child(cmd, p.log("rl"), progress, p.metrics_jsonl("rl"), ctx.verbose, env=thread_env(s))
-    rows = read_metrics(p.metrics_jsonl("rl"))
-    first_val = next((r[VAL_NDCG_KEY] for r in rows if r.get(VAL_NDCG_KEY) is not None), None)
-    last_val = next((r[VAL_NDCG_KEY] for r in reversed(rows) if r.get(VAL_NDCG_KEY) is not None), None)
-    val = f"; val NDCG@100 {first_val:.3f} -> {last_val:.3f}" if first_val is not None else ""
+    val_curve = curve(read_metrics(p.metrics_jsonl("rl")), VAL_NDCG_KEY)
+    val = f"; val NDCG@100 {val_curve[0][1]:.3f} -> {val_curve[-1][1]:.3f}" if val_curve else ""
     return f"{s.rl_steps} GRPO steps{val}"
 
 
