@@ -39,7 +39,7 @@ def summarize(runs: list[dict]) -> dict:
 
     Returns ``{"seeds": [...], "per_seed": {method: [v, ...]}, "mean": {method: v}, "rl_spread": max-min,
     "margin": {baseline: mean(rl) - mean(baseline)}, "margin_exceeds_spread": {baseline: bool},
-    "rl_over_raw_request": {"mean", "min", "max"}, "minutes": [total minutes per run]}``.
+    "rl_over_raw_request": {"per_seed", "mean", "min", "max"}, "minutes": [total minutes per run]}``.
     """
     per_seed = {m: [r["test"][m]["overall"][METRIC] for r in runs] for m in METHODS}
     mean = {m: statistics.fmean(v) for m, v in per_seed.items()}
@@ -53,7 +53,8 @@ def summarize(runs: list[dict]) -> dict:
         "rl_spread": spread,
         "margin": margin,
         "margin_exceeds_spread": {m: v > spread for m, v in margin.items()},
-        "rl_over_raw_request": {"mean": statistics.fmean(ratios), "min": min(ratios), "max": max(ratios)},
+        "rl_over_raw_request": {"per_seed": ratios, "mean": statistics.fmean(ratios), "min": min(ratios),
+                                "max": max(ratios)},
         "minutes": [round(r.get("total_seconds", 0.0) / 60, 1) for r in runs],
     }
 
@@ -61,10 +62,10 @@ def summarize(runs: list[dict]) -> dict:
 def markdown(summary: dict) -> str:
     """The table and a verdict line per baseline."""
     lines = ["| seed | raw_request | sft | rl | rl / raw_request | minutes |", "|---:|---:|---:|---:|---:|---:|"]
-    per = summary["per_seed"]
+    per, ratios = summary["per_seed"], summary["rl_over_raw_request"]["per_seed"]
     for i, seed in enumerate(summary["seeds"]):
         lines.append(f"| {seed} | {per['raw_request'][i]:.3f} | {per['sft'][i]:.3f} | {per['rl'][i]:.3f} | "
-                     f"{per['rl'][i] / per['raw_request'][i]:.2f}x | {summary['minutes'][i]} |")
+                     f"{ratios[i]:.2f}x | {summary['minutes'][i]} |")
     mean = summary["mean"]
     lines.append(f"| **mean** | {mean['raw_request']:.3f} | {mean['sft']:.3f} | {mean['rl']:.3f} | "
                  f"{summary['rl_over_raw_request']['mean']:.2f}x | |")
