@@ -6,11 +6,14 @@ line in one go instead of one crash per launch.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import logging
 import os
 from typing import Iterable
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+
+from verl.utils.checkpoint.checkpoint_contents import checkpoint_contents_errors
 
 logger = logging.getLogger(__name__)
 
@@ -202,9 +205,6 @@ def apply_legacy_keys(config: DictConfig) -> None:
         if t.remove_previous_ckpt_in_save:
             t.max_actor_ckpt_to_keep = t.max_actor_ckpt_to_keep or 1
             t.max_critic_ckpt_to_keep = t.max_critic_ckpt_to_keep or 1
-    if config.data.val_batch_size is not None:
-        logger.warning("data.val_batch_size=%s is a legacy key and is ignored: validation runs the whole val set.",
-                       config.data.val_batch_size)
     for name, fsdp in (("actor_rollout_ref.actor", config.actor_rollout_ref.actor.fsdp_config),
                        ("critic.model", config.critic.model.fsdp_config)):
         if fsdp.grad_offload:
@@ -313,6 +313,71 @@ def _check_choice(errors: list[str], key: str, value, choices) -> None:
         errors.append(f"{key}={value!r} is not one of {', '.join(map(str, choices))}")
 
 
+def _fsdp_size_errors(errors: list[str], key: str, value, ws: int) -> None:
+    """``fsdp_size``: -1 (shard over every rank) or a positive divisor of the world size (HSDP: shard within groups
+    of that many ranks, replicate across the groups)."""
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        errors.append(f"{key}={value!r} is not an integer (use -1 to shard over all {ws} ranks)")
+        return
+    if size == -1:
+        return
+    if size <= 0:
+        errors.append(f"{key}={size} must be -1 (shard over all ranks) or a positive number of ranks")
+    elif ws % size != 0:
+        errors.append(f"{key}={size} does not divide the {ws} ranks (trainer.nnodes x trainer.n_gpus_per_node): "
+                      f"HSDP shards within groups of fsdp_size ranks and replicates across the groups")
+
+
+def _external_lib_errors(errors: list[str], key: str, name) -> None:
+    """An ``external_lib`` that Python cannot find (checked without importing the module itself)."""
+    if not name:
+        return
+    try:
+        found = importlib.util.find_spec(str(name)) is not None
+    except (ImportError, ValueError) as e:  # a missing parent package, or an empty / relative name
+        found, detail = False, f": {e}"
+    else:
+        detail = ""
+    if not found:
+        errors.append(f"{key}={name!r}: no importable module of that name{detail} (the workers import it before "
+                      f"loading the model; install it or put it on PYTHONPATH)")
+
+
+def unimplemented_value_errors(config: DictConfig) -> list[str]:
+    """verl keys accepted for compatibility whose non-default values this framework does not implement: each is
+    rejected, naming the key, rather than silently ignored. Also checks the values of the keys that are
+    implemented but easy to get wrong (fsdp_size, external_lib)."""
+    errors: list[str] = []
+    arr, ws = config.actor_rollout_ref, world_size(config)
+    if arr.hybrid_engine is not True:
+        errors.append(f"actor_rollout_ref.hybrid_engine={arr.hybrid_engine!r}: separate rollout workers are not "
+                      f"built here; the actor and the rollout always share one worker (use True)")
+    if arr.rollout.mode != "sync":
+        errors.append(f"actor_rollout_ref.rollout.mode={arr.rollout.mode!r}: only sync rollout is implemented "
+                      f"(async / agent-loop rollout servers are not); use sync")
+    workers = config.data.dataloader_num_workers
+    if isinstance(workers, bool) or workers != 0:
+        errors.append(f"data.dataloader_num_workers={workers!r}: batches are gathered in the driver from prompts "
+                      f"tokenized once at start-up, so worker processes have nothing to do; use 0")
+    fsdp_sections = [("actor_rollout_ref.actor.fsdp_config", arr.actor.fsdp_config),
+                     ("actor_rollout_ref.ref.fsdp_config", arr.ref.fsdp_config),
+                     ("critic.model.fsdp_config", config.critic.model.fsdp_config)]
+    for name, fsdp in fsdp_sections:
+        min_params = (fsdp.get("wrap_policy") or {}).get("min_num_params", 0)
+        if min_params != 0:
+            errors.append(f"{name}.wrap_policy.min_num_params={min_params!r}: size-based wrapping is not "
+                          f"implemented; FSDP2 always wraps each decoder layer (the model's _no_split_modules), "
+                          f"which is verl's min_num_params=0 policy (use 0)")
+        if "fsdp_size" in fsdp:
+            _fsdp_size_errors(errors, f"{name}.fsdp_size", fsdp.fsdp_size, ws)
+    _external_lib_errors(errors, "actor_rollout_ref.model.external_lib", arr.model.external_lib)
+    if need_critic(config) and config.critic.model.external_lib != arr.model.external_lib:
+        _external_lib_errors(errors, "critic.model.external_lib", config.critic.model.external_lib)
+    return errors
+
+
 def config_errors(config: DictConfig) -> list[str]:
     """Every problem with a PPO config whose key names are known and legacy keys normalised.
 
@@ -333,8 +398,9 @@ def config_errors(config: DictConfig) -> list[str]:
         errors.append(f"trainer.backend=local runs one in-process worker: needs trainer.nnodes=1 and "
                       f"trainer.n_gpus_per_node=1 (got {t.nnodes} x {t.n_gpus_per_node})")
     _check_choice(errors, "trainer.device", t.device, ("auto", "cpu", "cuda"))
-    if t.device == "cuda" and not torch.cuda.is_available():
-        errors.append("trainer.device=cuda but torch sees no CUDA device (use trainer.device=cpu or auto)")
+    if t.backend == "local" and t.device == "cuda" and not torch.cuda.is_available():
+        errors.append("trainer.device=cuda with trainer.backend=local (the worker runs in this process) but torch "
+                      "sees no CUDA device here (use trainer.device=cpu or auto)")
     _check_choice(errors, "algorithm.adv_estimator", alg.adv_estimator, sorted(ADV_ESTIMATOR_REGISTRY))
     n = int(rollout.n)
     if n < 1:
@@ -353,6 +419,13 @@ def config_errors(config: DictConfig) -> list[str]:
     for key in ("max_prompt_length", "max_response_length", "train_batch_size"):
         if int(data[key]) <= 0:
             errors.append(f"data.{key}={data[key]} must be positive")
+    if data.val_batch_size is not None and (isinstance(data.val_batch_size, bool)
+                                            or not isinstance(data.val_batch_size, int) or data.val_batch_size <= 0):
+        errors.append(f"data.val_batch_size={data.val_batch_size!r} must be a positive number of prompts, or null "
+                      f"(the whole val set in one generate call)")
+    for key, section in (("actor_rollout_ref.actor.checkpoint", actor.checkpoint),
+                         ("critic.checkpoint", config.critic.checkpoint)):
+        errors.extend(checkpoint_contents_errors(section, key))
     for key, value in (("actor_rollout_ref.actor.ulysses_sequence_parallel_size", actor.ulysses_sequence_parallel_size),
                        ("critic.ulysses_sequence_parallel_size", config.critic.ulysses_sequence_parallel_size)):
         if value != 1:
@@ -383,6 +456,7 @@ def config_errors(config: DictConfig) -> list[str]:
         errors.append("reward_model.enable=True: a model-based reward is not supported here; "
                       "use custom_reward_function.path or reward_model.data_source_scorers")
     _check_choice(errors, "reward_model.reward_manager", config.reward_model.reward_manager, list_reward_managers())
+    errors.extend(unimplemented_value_errors(config))
     path = config.custom_reward_function.path
     if path and str(path).endswith(".py") and not os.path.isfile(os.path.expanduser(str(path))):
         errors.append(f"custom_reward_function.path={path!r}: no such file")
@@ -402,18 +476,22 @@ def config_errors(config: DictConfig) -> list[str]:
     return errors
 
 
-def resolve_derived_keys(config: DictConfig) -> None:
-    """Fill the keys the trainer owns (device, clip ratios) before the config reaches the workers."""
-    import torch
-
-    device = config.trainer.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    actor = config.actor_rollout_ref.actor
+def set_device_keys(config: DictConfig, device: str) -> None:
+    """Write the workers' device (trainer.device, actor_rollout_ref.device, critic.device), in place."""
     with open_dict(config):
         config.trainer.device = device
         config.actor_rollout_ref.device = device
         config.critic.device = device
+
+
+def resolve_derived_keys(config: DictConfig) -> None:
+    """Fill the keys the trainer owns (device when it is explicit, clip ratios) before the config reaches the
+    workers. ``trainer.device=auto`` stays auto here: the trainer decides it from the cluster the workers run on
+    (``RayPPOTrainer.init_workers``), not from this process, which may be a CPU-only Ray head node."""
+    if config.trainer.device != "auto":
+        set_device_keys(config, config.trainer.device)
+    actor = config.actor_rollout_ref.actor
+    with open_dict(config):
         if actor.clip_ratio_low is None:
             actor.clip_ratio_low = actor.clip_ratio
         if actor.clip_ratio_high is None:

@@ -13,8 +13,6 @@ used anywhere (its state-dict gather with CPU offload crashes on CPU).
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import warnings
 from typing import Iterable, Iterator, Optional
 
@@ -61,36 +59,30 @@ def to_torch_dtype(name, key: str = "dtype") -> torch.dtype:
         raise ValueError(f"{key}={name!r} is not a known dtype; use one of {sorted(_DTYPES)}") from None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def ensure_process_group(device: str) -> None:
-    """Initialise torch.distributed if nobody has.
+    """Initialise torch.distributed for ``device`` if nobody has (see ``verl.utils.distributed.init_process_group``:
+    the rendezvous environment when set, else a one-rank group)."""
+    from verl.utils.distributed import init_process_group
 
-    Under Ray (or torchrun) RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT are set and used. Without them (the
-    in-process backend, a notebook, a unit test) a single-rank group on a free local port is created, so FSDP2
-    runs on a one-rank mesh with the very same code path.
+    init_process_group(device)
+
+
+def build_device_mesh(device: str, fsdp_size: int = -1) -> DeviceMesh:
+    """The data-parallel mesh over all W ranks of the default process group, from verl's ``fsdp_config.fsdp_size``.
+
+    ``fsdp_size`` -1 or W: a 1-D mesh ("fsdp",) of W ranks: plain FSDP, every parameter sharded over all ranks.
+    Otherwise a 2-D mesh ("replicate", "dp_shard") of shape (W // fsdp_size, fsdp_size): ``fully_shard`` then
+    shards each parameter within a group of fsdp_size consecutive ranks and replicates it across the groups (HSDP;
+    a shard's all-gathers stay inside its group, e.g. one node, and only the gradient all-reduce crosses groups).
     """
-    if dist.is_initialized():
-        return
-    backend = "nccl" if device == "cuda" else "gloo"
-    if all(k in os.environ for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")):
-        if device == "cuda":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group(backend=backend)
-        return
-    dist.init_process_group(
-        backend=backend, init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1
-    )
-
-
-def build_device_mesh(device: str) -> DeviceMesh:
-    """A 1-D data-parallel mesh ("fsdp") over all ranks of the default process group."""
     ensure_process_group(device)
-    return init_device_mesh(device, (dist.get_world_size(),), mesh_dim_names=("fsdp",))
+    world = dist.get_world_size()
+    size = int(fsdp_size)
+    if size == -1 or size == world:
+        return init_device_mesh(device, (world,), mesh_dim_names=("fsdp",))
+    if size <= 0 or world % size != 0:
+        raise ValueError(f"fsdp_config.fsdp_size={fsdp_size} must be -1 or a positive divisor of the world size {world}")
+    return init_device_mesh(device, (world // size, size), mesh_dim_names=("replicate", "dp_shard"))
 
 
 def mixed_precision_policy(fsdp_config, device: str) -> MixedPrecisionPolicy:
@@ -140,7 +132,10 @@ def apply_fsdp2(
     reshard_after_forward: bool = True,
 ) -> nn.Module:
     """Shard ``model`` in place with FSDP2: ``fully_shard`` on every decoder layer (the classes named in the HF model's
-    ``_no_split_modules``), then on the root. Decoder layers free their gathered parameters after forward
+    ``_no_split_modules``: verl's transformer-layer wrap policy), then on the root. On a 1-D ``mesh`` each parameter
+    is sharded over all its ranks (placement ``Shard(0)``); on a 2-D ("replicate", "dp_shard") mesh from
+    ``build_device_mesh(fsdp_size=...)`` it is sharded along "dp_shard" and replicated along "replicate" (HSDP,
+    placements ``(Replicate(), Shard(0))``), and gradients are averaged over all ranks either way. Decoder layers free their gathered parameters after forward
     (``reshard_after_forward``; False trades memory for one all-gather less in backward); the root keeps its
     (embedding, final norm, lm/value head) gathered until backward, which needs them immediately."""
     layer_classes = _decoder_layer_classes(model)

@@ -18,7 +18,10 @@ from verl.protocol import DataProto
 from verl.single_controller.base import Worker
 from verl.single_controller.base.decorator import Dispatch, register
 from verl.utils.checkpoint.fsdp_checkpoint_manager import FSDPCheckpointManager
-from verl.utils.fsdp_utils import build_device_mesh, get_device_name, load_optimizer_state, offload_optimizer_state
+from verl.utils.device_plan import plan_device
+from verl.utils.fsdp_utils import (build_device_mesh, get_device_name, load_optimizer_state, mixed_precision_policy,
+                                   offload_optimizer_state)
+from verl.utils.generation_config import model_eos_token_ids
 from verl.workers.actor import DataParallelPPOActor
 from verl.workers.critic import DataParallelPPOCritic
 from verl.workers.sharding import (
@@ -107,7 +110,7 @@ class ActorRolloutRefWorker(Worker):
         self._is_ref = role in ("ref", "actor_rollout_ref")
         self.config = _private_copy(config)
         self.device = get_device_name(self.config)
-        self.init_distributed(backend="gloo" if self.device == "cpu" else None)
+        self.init_distributed(self.device)
         world = self.world_size
         cfg = self.config
         n = int(cfg.rollout.get("n", 1)) if "rollout" in cfg else 1
@@ -135,23 +138,27 @@ class ActorRolloutRefWorker(Worker):
         """Load the tokenizer and the model(s), shard them with FSDP2, build optimizer, schedule and rollout."""
         cfg = self.config
         self.tokenizer = load_tokenizer(cfg.model.path, bool(cfg.model.get("trust_remote_code", False)))
-        mesh = build_device_mesh(self.device)
+        actor_fsdp = cfg.actor.get("fsdp_config", None) if "actor" in cfg else None
+        # the actor's fsdp_size shapes the mesh of every model here (actor, rollout, ref), as in verl
+        mesh = build_device_mesh(self.device, fsdp_size=(actor_fsdp or {}).get("fsdp_size", -1))
         if self._is_actor or self._is_rollout:
-            actor_fsdp = cfg.actor.get("fsdp_config", None) if "actor" in cfg else None
             self.actor_module = build_fsdp_causal_lm(cfg.model, actor_fsdp, mesh, self.device, trainable=self._is_actor)
             if self._is_actor:
                 self.actor_optimizer = build_optimizer(self.actor_module.parameters(), cfg.actor.optim)
                 self.actor_lr_scheduler = build_lr_scheduler(self.actor_optimizer, cfg.actor.optim)
-                self._optimizer_offload = self.device == "cuda" and bool((actor_fsdp or {}).get("optimizer_offload", False))
+                self._optimizer_offload = plan_device(self.device, fsdp_config=actor_fsdp).optimizer_offload
                 self.actor = DataParallelPPOActor(cfg.actor, self.actor_module, self.actor_optimizer)
-                contents = (cfg.actor.get("checkpoint", None) or {}).get("contents", None)
+                contents = cfg.actor.get("checkpoint", None) or {}
             else:
                 contents = ["model"]
             self.checkpoint_manager = FSDPCheckpointManager(
-                self.actor_module, self.actor_optimizer, self.actor_lr_scheduler, self.tokenizer, contents
+                self.actor_module, self.actor_optimizer, self.actor_lr_scheduler, self.tokenizer, contents,
+                where="actor_rollout_ref.actor.checkpoint",
+                export_dtype=mixed_precision_policy(actor_fsdp, self.device).param_dtype,
             )
         if self._is_rollout:
             self.rollout = self._build_rollout()
+            self.eos_token_ids = model_eos_token_ids(cfg.model.path, self.tokenizer)
         if self._is_ref:
             ref_module = build_fsdp_causal_lm(
                 cfg.model, cfg.ref.get("fsdp_config", None), mesh, self.device, trainable=False
@@ -187,9 +194,11 @@ class ActorRolloutRefWorker(Worker):
     @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
     def generate_sequences(self, prompts: DataProto) -> DataProto:
         """Left-padded prompts [B, P] -> prompts, responses [B, R], input_ids / attention_mask / position_ids
-        [B, P+R], response_mask [B, R]; eos/pad ids default to the tokenizer's."""
+        [B, P+R], response_mask [B, R]. Unless meta_info sets them, generation stops at every EOS id of the model
+        (generation_config.json's list + the tokenizer's, see ``model_eos_token_ids``) and pads with the
+        tokenizer's pad id."""
         rollout = self._require(self.rollout, "generate_sequences")
-        prompts = _with_meta(prompts, eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id)
+        prompts = _with_meta(prompts, eos_token_id=self.eos_token_ids, pad_token_id=self.tokenizer.pad_token_id)
         return rollout.generate_sequences(prompts).to("cpu")
 
     @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
@@ -244,7 +253,8 @@ class ActorRolloutRefWorker(Worker):
     # ------------------------------------------------------------------------------------------------------------
     @register(dispatch_mode=Dispatch.ONE_TO_ALL)
     def save_checkpoint(self, local_path: str, hdfs_path: Optional[str] = None, global_step: int = 0, max_ckpt_to_keep=None):
-        """Sharded model / optimizer / scheduler / RNG per rank + ``local_path/huggingface/`` (HF export)."""
+        """The ``actor.checkpoint.save_contents`` (sharded model / optimizer / scheduler + RNG per rank) and
+        ``local_path/huggingface/`` (config + tokenizer; the full weights, in the training dtype, with "hf_model")."""
         manager = self._require(self.checkpoint_manager, "save_checkpoint")
         manager.save_checkpoint(local_path, hdfs_path=hdfs_path, global_step=global_step, max_ckpt_to_keep=max_ckpt_to_keep)
 
@@ -260,7 +270,8 @@ class ActorRolloutRefWorker(Worker):
 
     @register(dispatch_mode=Dispatch.ONE_TO_ALL)
     def export_hf(self, local_dir: str):
-        """Write the actor as a plain HF folder (config, safetensors, tokenizer) that transformers / vLLM load."""
+        """Write the actor as a full HF folder (config, safetensors in the training dtype, tokenizer) that
+        transformers / vLLM load, whatever the save contents."""
         self._require(self.checkpoint_manager, "export_hf").export_hf(local_dir)
 
 
@@ -271,7 +282,7 @@ class CriticWorker(Worker):
         super().__init__()
         self.config = _private_copy(config)
         self.device = get_device_name(self.config)
-        self.init_distributed(backend="gloo" if self.device == "cpu" else None)
+        self.init_distributed(self.device)
         cfg, world = self.config, self.world_size
         _per_gpu(cfg, "ppo_micro_batch_size", "ppo_micro_batch_size_per_gpu", world, "critic")
         _per_gpu(cfg, "forward_micro_batch_size", "forward_micro_batch_size_per_gpu", world, "critic")
@@ -290,16 +301,17 @@ class CriticWorker(Worker):
         cfg = self.config
         tokenizer_path = cfg.model.get("tokenizer_path", None) or cfg.model.path
         self.tokenizer = load_tokenizer(tokenizer_path, bool(cfg.model.get("trust_remote_code", False)))
-        mesh = build_device_mesh(self.device)
         fsdp_config = cfg.model.get("fsdp_config", None)
+        mesh = build_device_mesh(self.device, fsdp_size=(fsdp_config or {}).get("fsdp_size", -1))
         self.critic_module = build_fsdp_value_model(cfg.model, fsdp_config, mesh, self.device)
         self.critic_optimizer = build_optimizer(self.critic_module.parameters(), cfg.optim)
         self.critic_lr_scheduler = build_lr_scheduler(self.critic_optimizer, cfg.optim)
-        self._optimizer_offload = self.device == "cuda" and bool((fsdp_config or {}).get("optimizer_offload", False))
+        self._optimizer_offload = plan_device(self.device, fsdp_config=fsdp_config).optimizer_offload
         self.critic = DataParallelPPOCritic(cfg, self.critic_module, self.critic_optimizer)
-        contents = (cfg.get("checkpoint", None) or {}).get("contents", None)
         self.checkpoint_manager = FSDPCheckpointManager(
-            self.critic_module, self.critic_optimizer, self.critic_lr_scheduler, self.tokenizer, contents
+            self.critic_module, self.critic_optimizer, self.critic_lr_scheduler, self.tokenizer,
+            cfg.get("checkpoint", None) or {}, where="critic.checkpoint",
+            export_dtype=mixed_precision_policy(fsdp_config, self.device).param_dtype,
         )
 
     @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
@@ -334,7 +346,7 @@ class CriticWorker(Worker):
 
     @register(dispatch_mode=Dispatch.ONE_TO_ALL)
     def save_checkpoint(self, local_path: str, hdfs_path: Optional[str] = None, global_step: int = 0, max_ckpt_to_keep=None):
-        """Sharded model / optimizer / scheduler / RNG per rank + ``local_path/huggingface/``."""
+        """The ``critic.checkpoint.save_contents`` and ``local_path/huggingface/`` (weights with "hf_model")."""
         self._require_init()
         self.checkpoint_manager.save_checkpoint(
             local_path, hdfs_path=hdfs_path, global_step=global_step, max_ckpt_to_keep=max_ckpt_to_keep

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import timedelta
 from typing import Any, Optional
 
 from verl.single_controller.base.decorator import PAD_ROWS_KEY, get_registered, materialize_inputs, strip_padding
@@ -116,15 +115,17 @@ class Worker:
 
         return "cuda" if torch.cuda.is_available() else "cpu"
 
-    def init_distributed(self, backend: Optional[str] = None, timeout_s: float = 1800.0) -> None:
+    def init_distributed(self, device: Optional[str] = None, timeout_s: float = 1800.0) -> None:
         """Join the default torch.distributed process group of this worker group (idempotent).
 
-        ``backend`` defaults to gloo on CPU and ``cpu:gloo,cuda:nccl`` on GPU (so CPU tensors,
-        e.g. offloaded optimizer states, can still be reduced). Several workers colocated in one
-        process share the one default group.
+        ``device`` ("cpu" or "cuda"; default cuda when this process sees a GPU) picks the backend and, on cuda, the
+        GPU among the visible ones: gloo on CPU, ``cpu:gloo,cuda:nccl`` on GPU (so CPU tensors, e.g. offloaded
+        shards, can still be reduced); see ``verl.utils.distributed``. Several workers colocated in one process
+        share the one default group.
         """
-        import torch
         import torch.distributed as dist
+
+        from verl.utils.distributed import init_process_group
 
         if dist.is_initialized():
             if dist.get_world_size() != self.world_size or dist.get_rank() != self.rank:
@@ -140,20 +141,11 @@ class Worker:
         os.environ.update(
             RANK=str(self.rank),
             WORLD_SIZE=str(self.world_size),
+            LOCAL_RANK=str(self.local_rank),
             MASTER_ADDR=str(self._master_addr),
             MASTER_PORT=str(self._master_port),
         )
-        if torch.cuda.is_available():
-            # Ray masks each actor to its own GPU(s); without Ray all GPUs are visible and LOCAL_RANK picks one.
-            torch.cuda.set_device(self.local_rank % torch.cuda.device_count())
-            backend = backend or "cpu:gloo,cuda:nccl"
-        dist.init_process_group(
-            backend=backend or "gloo",
-            init_method="env://",
-            rank=self.rank,
-            world_size=self.world_size,
-            timeout=timedelta(seconds=timeout_s),
-        )
+        init_process_group(device or self.device_name, timeout_s)
 
     def _execute_registered(self, method_name: str, args: tuple, kwargs: dict) -> Any:
         """Worker side of every worker-group call: resolve inputs, run the method, drop DP padding."""

@@ -18,7 +18,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from verl.protocol import DataProto
 from verl.single_controller import ClassWithInitArgs, make_worker_groups
-from verl.trainer.config_check import need_critic, need_old_log_prob_pass, need_reference_policy, world_size
+from verl.trainer.config_check import (need_critic, need_old_log_prob_pass, need_reference_policy, set_device_keys,
+                                       world_size)
 from verl.trainer.ppo import core_algos
 from verl.trainer.ppo.advantage import apply_kl_penalty, compute_advantage, compute_response_mask
 from verl.trainer.ppo.metric_utils import (compute_data_metrics, compute_memory_metrics, compute_reward_extra_metrics,
@@ -28,6 +29,7 @@ from verl.trainer.ppo.reward import compute_reward
 from verl.trainer.ppo.seqlen_balancing import balance_order
 from verl.utils.checkpoint import trainer_checkpoint as ckpt
 from verl.utils.dataset import ResumableDataLoader, RLHFDataset, collate_fn as default_collate_fn
+from verl.utils.device_plan import resolve_cluster_device
 from verl.utils.tracking import Tracking
 
 __all__ = ["Role", "RayPPOTrainer", "apply_kl_penalty", "compute_advantage", "compute_response_mask"]
@@ -115,12 +117,10 @@ class RayPPOTrainer:
             role="actor_rollout_ref" if self.use_reference_policy else "actor_rollout")}
         if self.use_critic:
             role_classes["critic"] = ClassWithInitArgs(mapping[Role.Critic], config=cfg.critic)
-        ray_init = {k: v for k, v in OmegaConf.to_container(cfg.ray_init, resolve=True).items() if v is not None}
-        ray_init.setdefault("runtime_env", {"env_vars": {"TOKENIZERS_PARALLELISM": "true", "NCCL_DEBUG": "WARN"}})
-        ray_init.setdefault("include_dashboard", False)
+        device = self._resolve_worker_device()
         groups = make_worker_groups(t.backend, role_classes,
                                     resource_pool_spec={"global_pool": [int(t.n_gpus_per_node)] * int(t.nnodes)},
-                                    use_gpu=t.device == "cuda", ray_init_kwargs=ray_init, seed=int(t.seed))
+                                    use_gpu=device == "cuda", seed=int(t.seed))
         self._worker_groups = list(groups.values())
         try:
             if self.use_critic:
@@ -133,6 +133,29 @@ class RayPPOTrainer:
             self.shutdown()
             raise
 
+    def _resolve_worker_device(self) -> str:
+        """trainer.device from where the workers run (Ray: the cluster's GPU resources, joined or started here with
+        ``ray_init``; local: this process), written into the config the workers receive (set_device_keys)."""
+        t = self.config.trainer
+        if t.backend == "ray":
+            import ray
+
+            if not ray.is_initialized():
+                ray_init = {k: v for k, v in OmegaConf.to_container(self.config.ray_init, resolve=True).items()
+                            if v is not None}
+                ray_init.setdefault("runtime_env", {"env_vars": {"TOKENIZERS_PARALLELISM": "true",
+                                                                 "NCCL_DEBUG": "WARN"}})
+                ray_init.setdefault("include_dashboard", False)
+                ray.init(**ray_init)
+            resources = ray.cluster_resources()
+            gpus, where = float(resources.get("GPU", 0)), f"the Ray cluster (resources {resources})"
+        else:
+            gpus, where = torch.cuda.device_count(), "this process (trainer.backend=local)"
+        device = resolve_cluster_device(str(t.device), gpus, self.world_size, where)
+        set_device_keys(self.config, device)
+        print(f"[trainer] workers run on {device} ({where.split(' (')[0]} has {gpus:g} GPU(s))", flush=True)
+        return device
+
     def shutdown(self) -> None:
         """Stop the worker groups and give their resources back (Ray actors and placement groups); idempotent."""
         groups, self._worker_groups = self._worker_groups, []
@@ -141,7 +164,10 @@ class RayPPOTrainer:
 
     # -- one step --------------------------------------------------------------------------------
     def _generation_meta(self, **extra) -> dict:
-        return {"eos_token_id": self.tokenizer.eos_token_id, "pad_token_id": self._pad_token_id(), **extra}
+        """meta_info for ``generate_sequences``. No ``eos_token_id``: the rollout worker fills in every EOS id of the
+        model (generation_config.json's list + the tokenizer's), which the driver's tokenizer alone would miss
+        (Qwen2.5-Instruct also ends with <|endoftext|>)."""
+        return {"pad_token_id": self._pad_token_id(), **extra}
 
     def _pad_token_id(self) -> int:
         pad = self.tokenizer.pad_token_id

