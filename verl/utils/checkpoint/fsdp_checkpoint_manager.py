@@ -1,18 +1,23 @@
 """Worker-side checkpoints of an FSDP2 model: sharded model / optimizer / scheduler / RNG state per rank, plus an
-HF-format export that ``transformers`` (and vLLM) load.
+HF-format folder that ``transformers`` (and vLLM) load.
 
 Layout of ``local_path`` (verl's file names):
     model_world_size_{W}_rank_{r}.pt        sharded model state (DTensor shards, on CPU; plain tensors for the plain
                                             module a single rank uses: either loads into either form)
     optim_world_size_{W}_rank_{r}.pt        sharded optimizer state
     extra_state_world_size_{W}_rank_{r}.pt  lr scheduler + RNG states (python, numpy, torch cpu / cuda)
-    huggingface/                            config, safetensors weights, generation config, tokenizer
-                                            (no lm_head.weight when config.tie_word_embeddings is set)
+    fsdp_config.json                        {"FSDP_version": 2, "world_size": W} (as verl writes it)
+    huggingface/                            always: config (naming the training dtype), generation config, tokenizer;
+                                            safetensors weights only with "hf_model" in the save contents, written
+                                            in the training dtype (FSDP2's mixed-precision param dtype, e.g. bf16),
+                                            no lm_head.weight when config.tie_word_embeddings is set
 
-A sharded checkpoint restores onto the same world size; the ``huggingface/`` export loads anywhere.
+A sharded checkpoint restores onto the same world size; ``python -m verl.model_merger merge --backend fsdp
+--local_dir <local_path> --target_dir OUT`` turns the shards of any world size into the HF weights later.
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -33,10 +38,11 @@ from torch.distributed.checkpoint.state_dict import (
 
 from torch.distributed.tensor import DTensor
 
-from verl.utils.fsdp_utils import drop_tied_output_embeddings, fsdp_modules, full_state_dict, unwrapped_model_class
+from verl.utils.checkpoint.checkpoint_contents import CONTENT_ENTRIES, resolve_checkpoint_contents
+from verl.utils.checkpoint.hf_folder import export_config, write_hf_metadata, write_hf_weights
+from verl.utils.fsdp_utils import fsdp_modules, full_state_dict, unwrapped_model_class
 
-DEFAULT_CONTENTS = ("model", "optimizer", "extra", "hf_model")
-_KNOWN_CONTENTS = set(DEFAULT_CONTENTS)
+DEFAULT_CONTENTS = CONTENT_ENTRIES  # everything, HF weights included, when the caller names no contents
 
 
 def _rank_world() -> tuple[int, int]:
@@ -91,11 +97,15 @@ def set_rng_state(state: dict) -> None:
 
 
 class FSDPCheckpointManager:
-    """Save / load one worker's model (+ optimizer, lr scheduler, RNG) and export it in HF format.
+    """Save / load one worker's model (+ optimizer, lr scheduler, RNG) and write its HF folder.
 
-    ``checkpoint_contents`` chooses among "model", "optimizer" and "extra" (scheduler + RNG); all by default.
-    The ``huggingface/`` export (config, weights, tokenizer) is always written, so every checkpoint can be served
-    or evaluated directly; "hf_model" is accepted for verl compatibility.
+    Args:
+        checkpoint_contents: what to save and load (see ``checkpoint_contents.py``): verl's ``checkpoint`` config
+            section (``save_contents`` / ``load_contents``, or the older ``contents``), or a plain list of entries
+            (the older verl signature: the same list for both). None: everything, "hf_model" included.
+        where: the config path of that section, for error messages.
+        export_dtype: the dtype of the HF weights and of config.json's ``dtype``: the training (compute) dtype,
+            i.e. FSDP2's mixed-precision param dtype. None: the dtype of the model's parameters.
     """
 
     def __init__(
@@ -105,16 +115,21 @@ class FSDPCheckpointManager:
         lr_scheduler=None,
         processing_class=None,
         checkpoint_contents=None,
+        where: str = "checkpoint",
+        export_dtype: Optional[torch.dtype] = None,
     ):
         self.model = model
         self.optimizer = optimizer
         self.lr_scheduler = lr_scheduler
         self.processing_class = processing_class
-        contents = list(checkpoint_contents) if checkpoint_contents is not None else list(DEFAULT_CONTENTS)
-        unknown = [c for c in contents if c not in _KNOWN_CONTENTS]
-        if unknown:
-            raise ValueError(f"checkpoint.contents has unknown entries {unknown}; use some of {list(DEFAULT_CONTENTS)}")
-        self.contents = contents
+        if checkpoint_contents is None:
+            self.save_contents, self.load_contents = list(DEFAULT_CONTENTS), list(DEFAULT_CONTENTS)
+        elif hasattr(checkpoint_contents, "keys"):
+            self.save_contents, self.load_contents = resolve_checkpoint_contents(checkpoint_contents, where)
+        else:
+            self.save_contents, self.load_contents = resolve_checkpoint_contents({"contents": checkpoint_contents}, where)
+        self.export_dtype = export_dtype or next(
+            (p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
         self.previous_saved_paths: list[str] = []
 
     @staticmethod
@@ -129,7 +144,8 @@ class FSDPCheckpointManager:
         global_step: int = 0,
         max_ckpt_to_keep: Optional[int] = None,
     ) -> None:
-        """Write this rank's shards (and, on rank 0, the HF export) to ``local_path``. Collective.
+        """Write this rank's part of the save contents to ``local_path``, and on rank 0 ``huggingface/`` (config,
+        generation config, tokenizer; the full weights only with "hf_model"). Collective.
 
         ``max_ckpt_to_keep``: after saving, delete the oldest directories this manager saved beyond that many.
         ``hdfs_path`` is accepted for verl compatibility; copying to HDFS is not supported and is skipped.
@@ -141,19 +157,22 @@ class FSDPCheckpointManager:
         os.makedirs(local_path, exist_ok=True)
         _barrier()
         options = StateDictOptions(full_state_dict=False, cpu_offload=True)
-        if "model" in self.contents:
+        if "model" in self.save_contents:
             torch.save(get_model_state_dict(self.model, options=options), self._file(local_path, "model", rank, world))
-        if "optimizer" in self.contents and self.optimizer is not None:
+            if rank == 0:
+                with open(os.path.join(local_path, "fsdp_config.json"), "w") as f:
+                    json.dump({"FSDP_version": 2, "world_size": world}, f)
+        if "optimizer" in self.save_contents and self.optimizer is not None:
             optim_state = get_optimizer_state_dict(self.model, self.optimizer, options=options)
             torch.save(optim_state, self._file(local_path, "optim", rank, world))
-        if "extra" in self.contents:
+        if "extra" in self.save_contents:
             extra = {
                 "lr_scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler is not None else None,
                 "rng": get_rng_state(),
                 "global_step": int(global_step),
             }
             torch.save(extra, self._file(local_path, "extra_state", rank, world))
-        self._save_hf(os.path.join(local_path, "huggingface"))
+        self._save_hf(os.path.join(local_path, "huggingface"), weights="hf_model" in self.save_contents)
         _barrier()
 
         if local_path in self.previous_saved_paths:
@@ -166,26 +185,24 @@ class FSDPCheckpointManager:
                     shutil.rmtree(old, ignore_errors=True)
 
     def export_hf(self, local_dir: str) -> None:
-        """Write a plain HF folder (config, safetensors, generation config, tokenizer) to ``local_dir``. Collective."""
-        self._save_hf(os.path.abspath(os.path.expanduser(local_dir)))
+        """Write a full HF folder (config, safetensors in the export dtype, generation config, tokenizer) to
+        ``local_dir``, whatever the save contents. Collective."""
+        self._save_hf(os.path.abspath(os.path.expanduser(local_dir)), weights=True)
         _barrier()
 
-    def _save_hf(self, hf_dir: str) -> None:
+    def _save_hf(self, hf_dir: str, weights: bool) -> None:
+        """Rank 0 writes the config, generation config and tokenizer to ``hf_dir``, and with ``weights`` the full
+        weights (gathered from every rank: collective then)."""
         rank, _ = _rank_world()
-        state = full_state_dict(self.model)  # collective: every rank joins, rank 0 receives
+        state = full_state_dict(self.model) if weights else None
         if rank != 0:
             return
-        state = drop_tied_output_embeddings(self.model, state)
         os.makedirs(hf_dir, exist_ok=True)
-        # An empty (meta) instance of the original class writes the weights with HF's own naming, tied-weight and
-        # sharding rules, without allocating a second copy of the model.
-        with torch.device("meta"):
-            shell = unwrapped_model_class(self.model)._from_config(self.model.config)
-        shell.save_pretrained(hf_dir, state_dict=state, safe_serialization=True)
-        if getattr(self.model, "generation_config", None) is not None:
-            self.model.generation_config.save_pretrained(hf_dir)
-        if self.processing_class is not None:
-            self.processing_class.save_pretrained(hf_dir)
+        model_class = unwrapped_model_class(self.model)
+        config = export_config(self.model.config, model_class.__name__, self.export_dtype)
+        if weights:
+            write_hf_weights(hf_dir, model_class, config, state)
+        write_hf_metadata(hf_dir, config, getattr(self.model, "generation_config", None), self.processing_class)
 
     # ------------------------------------------------------------------------------------------------------------
     def load_checkpoint(
@@ -200,15 +217,15 @@ class FSDPCheckpointManager:
         rank, world = _rank_world()
         local_path = os.path.abspath(os.path.expanduser(local_path))
         global_step = 0
-        if "model" in self.contents:
+        if "model" in self.load_contents:
             sd = torch.load(self._require(local_path, "model", rank, world), weights_only=False)
             sd, full = self._as_model_expects(sd)
             set_model_state_dict(self.model, sd, options=StateDictOptions(full_state_dict=full, strict=True))
-        if "optimizer" in self.contents and self.optimizer is not None:
+        if "optimizer" in self.load_contents and self.optimizer is not None:
             sd = torch.load(self._require(local_path, "optim", rank, world), weights_only=False)
             sd, full = self._as_model_expects(sd)
             set_optimizer_state_dict(self.model, self.optimizer, sd, options=StateDictOptions(full_state_dict=full))
-        if "extra" in self.contents:
+        if "extra" in self.load_contents:
             extra = torch.load(self._require(local_path, "extra_state", rank, world), weights_only=False)
             if self.lr_scheduler is not None and extra.get("lr_scheduler") is not None:
                 self.lr_scheduler.load_state_dict(extra["lr_scheduler"])
