@@ -66,6 +66,17 @@ def load_hf_config(model_config, **overrides):
     return config
 
 
+def model_dtype(fsdp_config, device: str, trainable: bool) -> torch.dtype:
+    """The dtype a model's weights are loaded and kept in.
+
+    Trainable: fp32 master weights (the optimizer updates them; in bf16 small updates would round away). Frozen
+    (reference, rollout-only): the compute dtype, ``fsdp_config.mixed_precision.param_dtype`` (bf16 on cuda, fp32 on
+    cpu by default): no cast at each forward, half the memory in bf16, and the very bf16 weights the actor computes
+    with, so before the first update reference and actor log-probs agree exactly.
+    """
+    return torch.float32 if trainable else mixed_precision_policy(fsdp_config, device).param_dtype
+
+
 def fsdp2_is_needed(mesh: DeviceMesh, fsdp_config, device: str, module_dtype: torch.dtype) -> bool:
     """Whether FSDP2 does anything for a module on ``mesh``: sharding (more than one rank), CPU offload, or mixed
     precision (compute dtype other than the stored one, e.g. bf16 compute over fp32 master weights on GPU).
@@ -113,12 +124,13 @@ def build_fsdp_causal_lm(
     no offload, no mixed precision; ``force_fsdp2`` wraps it anyway).
 
     Trainable (actor): fp32 master weights, gradient checkpointing when ``model.enable_gradient_checkpointing``.
-    Frozen (reference, rollout-only): weights in the compute dtype (bf16 on GPU), no gradients.
+    Frozen (reference, rollout-only): weights in the compute dtype, no gradients. ``dtype`` overrides
+    ``model_dtype(fsdp_config, device, trainable)``.
     """
     from transformers import AutoModelForCausalLM
 
     if dtype is None:
-        dtype = torch.float32 if trainable or device == "cpu" else torch.bfloat16
+        dtype = model_dtype(fsdp_config, device, trainable)
     config = load_hf_config(model_config)
     module = AutoModelForCausalLM.from_pretrained(
         model_config.path,
