@@ -268,17 +268,27 @@ class RayPPOTrainer:
     # -- validation ------------------------------------------------------------------------------
     def _validate(self) -> dict[str, float]:
         """Generate for the whole val set (rollout.val_kwargs, greedy by default) and score it:
-        val-core/<data_source>/reward/mean (+ val-aux/... for numeric scorer extras)."""
+        val-core/<data_source>/reward/mean (+ val-aux/... for numeric scorer extras).
+
+        Generation goes in chunks of data.val_batch_size prompts (x val_kwargs.n samples; null: one chunk), so no
+        rollout holds the whole val set at once; the reward then scores the joined set in one call, so the metrics
+        do not depend on the chunk size."""
         if self.val_dataset is None or self.val_reward_fn is None:
             return {}
         val_kwargs = self.config.actor_rollout_ref.rollout.val_kwargs
+        n = int(val_kwargs.n)
         batch = DataProto.from_single_dict(self.collate_fn([self.val_dataset[i] for i in range(len(self.val_dataset))]))
-        batch = batch.repeat(int(val_kwargs.n), interleave=True)
+        batch = batch.repeat(n, interleave=True)
         gen = batch.pop(batch_keys=GEN_INPUT_KEYS)
         gen.meta_info = self._generation_meta(do_sample=bool(val_kwargs.do_sample), validate=True)
-        out = self.actor_rollout_wg.generate_sequences(gen)
-        pop_worker_metrics(out)  # validation is timed as a whole (timing_s/testing)
-        batch = batch.union(out)
+        chunk_prompts = self.config.data.get("val_batch_size", None)
+        rows_per_call = int(chunk_prompts) * n if chunk_prompts else len(gen)
+        outputs = []
+        for chunk in gen.split(rows_per_call):
+            out = self.actor_rollout_wg.generate_sequences(chunk)
+            pop_worker_metrics(out)  # validation is timed as a whole (timing_s/testing)
+            outputs.append(out)
+        batch = batch.union(DataProto.concat(outputs))
         reward_tensor, extra = compute_reward(batch, self.val_reward_fn)
         scores = reward_tensor.sum(-1).tolist()
         sources = batch.non_tensor_batch.get("data_source", np.array(["unknown"] * len(batch), dtype=object))
@@ -286,6 +296,7 @@ class RayPPOTrainer:
         return process_validation_metrics(list(sources), scores, extra)
 
     def _print_val_generations(self, batch: DataProto, scores: list[float]) -> None:
+        """Print the first trainer.log_val_generations responses of the val set with their scores."""
         count = int(self.config.trainer.log_val_generations or 0)
         if count <= 0:
             return
