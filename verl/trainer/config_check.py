@@ -330,19 +330,24 @@ def _fsdp_size_errors(errors: list[str], key: str, value, ws: int) -> None:
                       f"HSDP shards within groups of fsdp_size ranks and replicates across the groups")
 
 
-def _external_lib_errors(errors: list[str], key: str, name) -> None:
-    """An ``external_lib`` that Python cannot find (checked without importing the module itself)."""
-    if not name:
+def _external_lib_errors(errors: list[str], key: str, libs) -> None:
+    """Each ``external_lib`` entry (a module name, a ``.py`` file, or a list of them) that Python cannot find;
+    checked without running the module (the driver and the workers import it before loading a model)."""
+    if not libs:
         return
-    try:
-        found = importlib.util.find_spec(str(name)) is not None
-    except (ImportError, ValueError) as e:  # a missing parent package, or an empty / relative name
-        found, detail = False, f": {e}"
-    else:
-        detail = ""
-    if not found:
-        errors.append(f"{key}={name!r}: no importable module of that name{detail} (the workers import it before "
-                      f"loading the model; install it or put it on PYTHONPATH)")
+    for name in [libs] if isinstance(libs, str) else list(libs):
+        name = str(name)
+        if name.endswith(".py") or os.path.sep in name:
+            if not os.path.isfile(os.path.expanduser(name)):
+                errors.append(f"{key}={name!r}: no such file")
+            continue
+        try:
+            found, detail = importlib.util.find_spec(name) is not None, ""
+        except (ImportError, ValueError) as e:  # a missing parent package, or an empty / relative name
+            found, detail = False, f": {e}"
+        if not found:
+            errors.append(f"{key}={name!r}: no importable module of that name{detail} (it is imported before the "
+                          f"model is loaded; install it or put it on PYTHONPATH)")
 
 
 def unimplemented_value_errors(config: DictConfig) -> list[str]:

@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from verl.protocol import DataProto
 from verl.workers.reward_manager import DEFAULT_SCORERS, get_reward_manager_cls
-from verl.workers.reward_manager.scorer_registry import import_module_or_file
+from verl.utils.import_utils import import_module_or_file
 
 
 def get_custom_reward_fn(config: DictConfig) -> Callable | None:

@@ -7,11 +7,9 @@ the framework never imports a task.
 from __future__ import annotations
 
 import fnmatch
-import importlib
-import importlib.util
-import os
-import sys
 from typing import Callable, Mapping
+
+from verl.utils.import_utils import import_module_or_file
 
 
 def load_function(spec: str, what: str = "function") -> Callable:
@@ -23,27 +21,6 @@ def load_function(spec: str, what: str = "function") -> Callable:
     if not hasattr(module, name):
         raise AttributeError(f"{what} {spec!r}: {target!r} has no attribute {name!r}")
     return getattr(module, name)
-
-
-def import_module_or_file(target: str, what: str):
-    """Import a dotted module name, or execute a ``.py`` file as a module."""
-    path = os.path.expanduser(target)
-    if target.endswith(".py") or os.path.sep in target:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{what}: no such file {path!r}")
-        module_name = "custom_module_" + os.path.splitext(os.path.basename(path))[0]
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except Exception as e:
-            raise RuntimeError(f"{what}: error while loading {path!r}: {e}") from e
-        return module
-    try:
-        return importlib.import_module(target)
-    except ImportError as e:
-        raise ImportError(f"{what}: cannot import module {target!r}: {e}") from e
 
 
 class ScorerRegistry:

@@ -14,6 +14,7 @@ from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import CPUOffloadPolicy
 
 from verl.utils.fsdp_utils import apply_fsdp2, mixed_precision_policy, offload_policy
+from verl.utils.import_utils import import_external_libs
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False):
@@ -54,9 +55,14 @@ def attn_implementation(device: str, use_remove_padding: bool) -> str:
 
 
 def load_hf_config(model_config, **overrides):
-    """``AutoConfig`` of ``model.path`` updated with ``model.override_config`` and ``overrides``."""
+    """``AutoConfig`` of ``model.path`` updated with ``model.override_config`` and ``overrides``.
+
+    ``model.external_lib`` is imported first (every model load goes through here), so a module that registers a
+    custom architecture with transformers' Auto classes takes effect before the config and weights are read.
+    """
     from transformers import AutoConfig
 
+    import_external_libs(model_config.get("external_lib", None), "model.external_lib")
     path = model_config.get("path", None)
     _check_path(path, "model.path")
     config = AutoConfig.from_pretrained(path, trust_remote_code=bool(model_config.get("trust_remote_code", False)))
