@@ -4,9 +4,12 @@
         [--model CHECKPOINT_DIR] [--engine hf|vllm] --out outputs/eval/run1
 
 Without ``--model`` the raw request itself is the query (the baseline). With a model, each prompt
-is answered greedily (HF transformers, or vLLM with ``--engine vllm``) and the query is read from
-the last ``<answer>`` exactly as the reward reads it (:func:`recr1.reward.parse_answer`); a
-response without a usable query retrieves nothing and scores 0.
+is answered exactly as the training rollout answers it (:mod:`recr1.generate`: the HF rollout's
+sampling loop, or the vLLM rollout with ``--engine vllm``; greedy unless ``--do-sample``; the
+checkpoint's generation_config sampling defaults, e.g. a repetition penalty, are not applied; every
+EOS id of the model ends a response), and the query is read from the last ``<answer>`` exactly as
+the reward reads it (:func:`recr1.reward.parse_answer`); a response without a usable query
+retrieves nothing and scores 0.
 
 Prints a table per data source (NDCG@10, NDCG@100, Recall@100, format-ok rate) and writes
 ``requests.jsonl`` (one line per request), ``metrics.md`` and ``metrics.json`` into ``--out``.
@@ -19,10 +22,10 @@ import os
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Sequence
 
 import numpy as np
 
+from recr1.generate import ENGINES, Sampling, generate
 from recr1.metrics import first_ranks, mrr, ndcg_at_k, recall_at_k
 from recr1.reward import parse_answer, targets_from_ground_truth
 from recr1.retrieval.searcher import RETRIEVER_KINDS, load_searcher
@@ -81,62 +84,6 @@ def load_requests(path: str, limit: int | None = None) -> list[dict]:
     return rows
 
 
-# ---- generating queries -------------------------------------------------------------------------
-
-
-def _prompt_text(tokenizer, messages) -> str:
-    if isinstance(messages, str):
-        return messages
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return "\n".join(m["content"] for m in messages)
-
-
-def generate_hf(
-    model_path: str,
-    prompts: Sequence,
-    max_new_tokens: int = 512,
-    batch_size: int = 16,
-    device: str | None = None,
-) -> list[str]:
-    """Greedy responses (text after the prompt, special tokens removed) for chat-message prompts."""
-    import torch
-    from tqdm import tqdm
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(model_path, torch_dtype="auto").to(device).eval()
-    texts = [_prompt_text(tokenizer, p) for p in prompts]
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # similar lengths share a batch
-    responses = [""] * len(texts)
-    with torch.inference_mode():
-        for start in tqdm(range(0, len(order), batch_size), desc="generating", unit="batch"):
-            idx = order[start : start + batch_size]
-            enc = tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
-            enc = enc.to(device)
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id)  # fmt: skip
-            decoded = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-            for i, text in zip(idx, decoded):
-                responses[i] = text
-    return responses
-
-
-def generate_vllm(model_path: str, prompts: Sequence, max_new_tokens: int = 512, **llm_kwargs) -> list[str]:
-    """Greedy responses with vLLM (``pip install vllm``)."""
-    try:
-        from vllm import LLM, SamplingParams
-    except ImportError as exc:
-        raise ImportError("--engine vllm needs vLLM installed (pip install vllm)") from exc
-    llm = LLM(model=model_path, **llm_kwargs)
-    outputs = llm.chat(list(prompts), SamplingParams(temperature=0.0, max_tokens=max_new_tokens))
-    return [o.outputs[0].text for o in outputs]
-
-
 # ---- scoring ------------------------------------------------------------------------------------
 
 
@@ -193,8 +140,11 @@ def evaluate(
     limit: int | None = None,
     device: str | None = None,
     searcher_settings: dict | None = None,
+    sampling: Sampling | None = None,
 ) -> dict[str, dict]:
-    """Run the evaluation and write its files; returns the summary table (see :func:`summarize`)."""
+    """Run the evaluation and write its files; returns the summary table (see :func:`summarize`). Responses are
+    generated as the training rollout generates them (:func:`recr1.generate.generate`; greedy unless ``sampling``
+    says otherwise)."""
     t0 = time.time()
     rows = load_requests(data, limit)
     if not rows:
@@ -208,10 +158,7 @@ def evaluate(
         prompts = [r["prompt"] for r in rows]
         if any(p is None for p in prompts):
             raise ValueError(f"{data}: --model needs a 'prompt' column with chat messages")
-        if engine == "vllm":
-            responses = generate_vllm(model, prompts, max_new_tokens)
-        else:
-            responses = generate_hf(model, prompts, max_new_tokens, batch_size, device)
+        responses = generate(model, prompts, engine, max_new_tokens, batch_size, device, sampling).texts
         parsed = [parse_answer(text) for text in responses]
         queries = [p.query or "" for p in parsed]
         formats = [(p.format_ok, p.reason) for p in parsed]
@@ -250,8 +197,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--retriever", required=True, choices=RETRIEVER_KINDS)
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--model", default=None, help="checkpoint folder (HF format); omit for the raw-request baseline")
-    parser.add_argument("--engine", default="hf", choices=("hf", "vllm"), help="generation engine")
+    parser.add_argument("--engine", default="hf", choices=ENGINES, help="generation engine (both sample as the rollout)")
     parser.add_argument("--max-new-tokens", type=int, default=512)
+    parser.add_argument("--do-sample", action="store_true", help="sample instead of greedy decoding (the default)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="with --do-sample")
+    parser.add_argument("--top-k", type=int, default=-1, help="with --do-sample; <= 0 disables")
+    parser.add_argument("--top-p", type=float, default=1.0, help="with --do-sample; 1 disables")
     parser.add_argument("--batch-size", type=int, default=16, help="prompts per generation batch (hf)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N rows")
     parser.add_argument("--device", default=None, help="torch device for generation (default: cuda if available)")
@@ -264,8 +215,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.retriever == "bm25":
         settings.update(jvm_heap=args.jvm_heap, query_syntax=args.query_syntax, rec_r1_compat=args.rec_r1_compat)
     try:
+        sampling = Sampling(args.do_sample, args.temperature, args.top_k, args.top_p)
         evaluate(args.data, args.index, args.retriever, args.out, args.model, args.engine, args.max_new_tokens,
-                 args.batch_size, args.limit, args.device, settings)  # fmt: skip
+                 args.batch_size, args.limit, args.device, settings, sampling)  # fmt: skip
     except (FileNotFoundError, ValueError, ImportError) as exc:
         sys.exit(f"eval: {exc}")
 

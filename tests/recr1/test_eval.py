@@ -7,7 +7,7 @@ import pytest
 
 from recr1.data.records import make_row, write_rows
 from recr1.eval import main as eval_main
-from recr1.eval import evaluate
+from recr1.eval import evaluate, load_requests
 
 REQUESTS = [
     ("amazon_c4_Baby_test", "I want red leather running shoes for my morning runs", ["shoe-red"]),
@@ -76,3 +76,98 @@ def test_bad_data_file_is_named(tmp_path, lucene_index_dir):
     with pytest.raises(SystemExit, match="data file not found"):
         eval_main(["--data", str(tmp_path / "none.parquet"), "--index", lucene_index_dir, "--retriever", "bm25",
                    "--out", str(tmp_path / "o")])  # fmt: skip
+
+
+# ---- sampling parity with the training rollout (issue 13, item 4) --------------------------------------------------
+
+RESPONSE_LENGTH = 12
+
+
+@pytest.fixture(scope="module")
+def instruct_like_model(tiny_model_dir, tmp_path_factory) -> str:
+    """The tiny model with a Qwen2.5-Instruct-like generation_config.json: EOS ids [<|im_end|>, <|endoftext|>],
+    do_sample / top_k / top_p defaults and a repetition penalty."""
+    from transformers import AutoTokenizer
+
+    from generation_testlib import with_generation_config
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    eos = [tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")]
+    return with_generation_config(tiny_model_dir, str(tmp_path_factory.mktemp("instruct") / "model"), eos)
+
+
+def checkpoint_defaults_greedy(model_dir: str, prompts: list) -> list[list[int]]:
+    """``model.generate`` with only do_sample=False given: the checkpoint's generation_config supplies the rest."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    answers = []
+    for messages in prompts:
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=RESPONSE_LENGTH,
+                             do_sample=False)  # fmt: skip
+        answers.append(out[0, ids.shape[1] :].tolist())
+    return answers
+
+
+def test_cli_answers_exactly_as_the_training_rollout(test_parquet, lucene_index_dir, instruct_like_model, tmp_path):
+    """``--engine hf`` (greedy by default) writes the responses the training rollout generates greedily for the same
+    rows, although the checkpoint's generation_config asks for a repetition penalty that would change them."""
+    from transformers import AutoTokenizer
+
+    from generation_testlib import training_rollout_greedy
+
+    prompts = [row["prompt"] for row in load_requests(test_parquet)]
+    expected = training_rollout_greedy(instruct_like_model, prompts, RESPONSE_LENGTH, str(tmp_path))
+    assert checkpoint_defaults_greedy(instruct_like_model, prompts) != expected  # the penalty matters here
+    out = str(tmp_path / "run")
+    eval_main(["--data", test_parquet, "--index", lucene_index_dir, "--retriever", "bm25", "--model",
+               instruct_like_model, "--out", out, "--max-new-tokens", str(RESPONSE_LENGTH), "--batch-size", "2",
+               "--device", "cpu"])  # fmt: skip
+    tokenizer = AutoTokenizer.from_pretrained(instruct_like_model)
+    assert [r["response"] for r in read_jsonl(os.path.join(out, "requests.jsonl"))] == \
+        tokenizer.batch_decode(expected, skip_special_tokens=True)  # fmt: skip
+
+
+def test_hf_engine_tokens_equal_the_training_rollout_and_stop_at_every_eos_id(tiny_model_dir, tmp_path):
+    """Token for token, with batches that pad prompts differently from training; the model's second EOS id (here
+    the newline this random model repeats) ends every response, as in the rollout."""
+    from transformers import AutoTokenizer
+
+    from generation_testlib import CHAT_PROMPTS, training_rollout_greedy, with_generation_config
+    from recr1.generate import generate
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    plain = training_rollout_greedy(tiny_model_dir, CHAT_PROMPTS, RESPONSE_LENGTH, str(tmp_path))
+    second_eos = plain[0][1]
+    model = with_generation_config(tiny_model_dir, str(tmp_path / "model"), [tokenizer.eos_token_id, second_eos])
+    expected = training_rollout_greedy(model, CHAT_PROMPTS, RESPONSE_LENGTH, str(tmp_path))
+    assert expected != plain and all(ids[-1] == second_eos for ids in expected)
+    got = generate(model, CHAT_PROMPTS, "hf", max_new_tokens=RESPONSE_LENGTH, batch_size=2, device="cpu")
+    assert got.token_ids == expected
+    assert got.texts == tokenizer.batch_decode(expected, skip_special_tokens=True)
+
+
+def test_sampling_options_reach_the_rollout_sampler(test_parquet, instruct_like_model):
+    """--do-sample at a high temperature with top_k 1 is greedy decoding again (the rollout's top-k filter)."""
+    from recr1.generate import Sampling, generate
+
+    prompts = [row["prompt"] for row in load_requests(test_parquet)]
+    greedy = generate(instruct_like_model, prompts, max_new_tokens=6, device="cpu")
+    top1 = generate(instruct_like_model, prompts, max_new_tokens=6, device="cpu",
+                    sampling=Sampling(do_sample=True, temperature=5.0, top_k=1))  # fmt: skip
+    hot = generate(instruct_like_model, prompts, max_new_tokens=6, device="cpu",
+                   sampling=Sampling(do_sample=True, temperature=5.0))  # fmt: skip
+    assert top1.token_ids == greedy.token_ids and hot.token_ids != greedy.token_ids
+
+
+def test_bad_sampling_options_are_named():
+    from recr1.generate import Sampling
+
+    with pytest.raises(ValueError, match="top_p=0"):
+        Sampling(top_p=0.0)
+    with pytest.raises(ValueError, match="temperature=0"):
+        Sampling(do_sample=True, temperature=0.0)

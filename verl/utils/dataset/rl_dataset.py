@@ -63,6 +63,16 @@ def render_prompt(prompt: Any, tokenizer, where: str) -> str:
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
+def encode_prompts(prompts: Sequence[Any], tokenizer, where: str) -> list[np.ndarray]:
+    """Token ids of each prompt (chat messages rendered by ``render_prompt``, no extra special tokens): how training
+    sees a prompt, so anything that must prompt the policy the same way (evaluation) encodes through here."""
+    texts = [render_prompt(prompt, tokenizer, f"{where} row {i}") for i, prompt in enumerate(prompts)]
+    if not texts:
+        return []
+    encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return [np.asarray(ids, dtype=np.int64) for ids in encoded]
+
+
 def truncate_ids(ids: np.ndarray, max_length: int, side: str) -> np.ndarray:
     """Keep ``max_length`` tokens: the end (left), the start (right), or both ends (middle)."""
     if len(ids) <= max_length:
@@ -123,10 +133,7 @@ class RLHFDataset(torch.utils.data.Dataset):
             raise KeyError(f"data.prompt_key={self.prompt_key!r} is not a column of {self.data_files}; "
                            f"columns: {list(frame.columns)}")
         self.rows = frame.to_dict(orient="records")
-        texts = [render_prompt(r[self.prompt_key], tokenizer, f"{self.data_files} row {i}")
-                 for i, r in enumerate(self.rows)]
-        encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
-        self.prompt_ids = [np.asarray(ids, dtype=np.int64) for ids in encoded]
+        self.prompt_ids = encode_prompts([r[self.prompt_key] for r in self.rows], tokenizer, str(self.data_files))
         self._apply_length_policy()
 
     def _apply_length_policy(self) -> None:
