@@ -39,12 +39,15 @@ def load_tokenizer(config: DictConfig):
 
 def create_trainer(config: DictConfig, role_worker_mapping: dict | None = None):
     """Validate ``config``, seed the driver with trainer.seed, and build tokenizer, reward functions and the
-    RayPPOTrainer (workers not started yet: ``init_workers()``). Raises ConfigError if the config is bad."""
+    RayPPOTrainer (workers not started yet: ``init_workers()``). Raises ConfigError if the config is bad, if a
+    data_source of the train / val files has no scorer, or if a scorer's ``preflight`` fails (reward_preflight)."""
     validate_config(config)
     seed_everything(int(config.trainer.seed))
     from verl.trainer.ppo.ray_trainer import RayPPOTrainer
     from verl.trainer.ppo.reward import load_reward_manager
+    from verl.trainer.ppo.reward_preflight import check_reward_before_workers
 
+    check_reward_before_workers(config)
     tokenizer = load_tokenizer(config)
     reward_fn = load_reward_manager(config, tokenizer, num_examine=int(config.reward_model.num_examine))
     val_reward_fn = load_reward_manager(config, tokenizer, num_examine=int(config.reward_model.val_num_examine))

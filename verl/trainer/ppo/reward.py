@@ -2,21 +2,32 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
+from types import ModuleType
 from typing import Callable
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from verl.protocol import DataProto
-from verl.workers.reward_manager import DEFAULT_SCORERS, get_reward_manager_cls
+from verl.workers.reward_manager import DEFAULT_SCORERS, ScorerRegistry, get_reward_manager_cls
 from verl.utils.import_utils import import_module_or_file
 
 
-def get_custom_reward_fn(config: DictConfig) -> Callable | None:
-    """``custom_reward_function.{path, name}`` -> the function with ``reward_kwargs`` bound; None if no path.
+@dataclass(frozen=True)
+class CustomRewardTarget:
+    """What ``custom_reward_function`` points at: the imported module, the function, its reward_kwargs."""
 
-    ``path`` is a ``.py`` file (verl's convention) or an importable module name.
-    """
+    path: str
+    name: str
+    module: ModuleType
+    fn: Callable
+    kwargs: dict
+
+
+def custom_reward_target(config: DictConfig) -> CustomRewardTarget | None:
+    """Import ``custom_reward_function.{path, name}``; None if no path. ``path`` is a ``.py`` file (verl's
+    convention) or an importable module name."""
     section = config.get("custom_reward_function") or {}
     path = section.get("path")
     if not path:
@@ -25,9 +36,17 @@ def get_custom_reward_fn(config: DictConfig) -> Callable | None:
     module = import_module_or_file(str(path), what=f"custom_reward_function.path={path!r}")
     if not hasattr(module, name):
         raise AttributeError(f"custom_reward_function.name={name!r} not found in {path!r}")
-    fn = getattr(module, name)
     kwargs = section.get("reward_kwargs") or {}
     kwargs = OmegaConf.to_container(kwargs, resolve=True) if OmegaConf.is_config(kwargs) else dict(kwargs)
+    return CustomRewardTarget(str(path), name, module, getattr(module, name), kwargs)
+
+
+def get_custom_reward_fn(config: DictConfig) -> Callable | None:
+    """``custom_reward_function.{path, name}`` -> the function with ``reward_kwargs`` bound; None if no path."""
+    target = custom_reward_target(config)
+    if target is None:
+        return None
+    fn, kwargs = target.fn, target.kwargs
 
     @functools.wraps(fn)
     def wrapped(*args, **kw):
@@ -36,19 +55,25 @@ def get_custom_reward_fn(config: DictConfig) -> Callable | None:
     return wrapped
 
 
+def build_scorer_registry(config: DictConfig) -> ScorerRegistry:
+    """The data_source registry: the process-wide ``DEFAULT_SCORERS`` plus ``reward_model.data_source_scorers``
+    ({data_source or pattern: "module:function"})."""
+    registry = DEFAULT_SCORERS.copy()
+    for source, spec in (config.reward_model.get("data_source_scorers") or {}).items():
+        registry.register(str(source), str(spec))
+    return registry
+
+
 def load_reward_manager(config: DictConfig, tokenizer, num_examine: int, **reward_kwargs):
     """The reward manager named by ``reward_model.reward_manager`` around the configured scorer.
 
-    The scorer is ``custom_reward_function`` if set, else the data_source registry: the process-wide
-    ``DEFAULT_SCORERS`` plus ``reward_model.data_source_scorers`` ({data_source or pattern: "module:function"}).
+    The scorer is ``custom_reward_function`` if set, else the data_source registry (``build_scorer_registry``).
     """
     manager_name = config.reward_model.get("reward_manager", "naive")
     manager_cls = get_reward_manager_cls(manager_name)
     compute_score = get_custom_reward_fn(config)
     if compute_score is None:
-        registry = DEFAULT_SCORERS.copy()
-        for source, spec in (config.reward_model.get("data_source_scorers") or {}).items():
-            registry.register(str(source), str(spec))
+        registry = build_scorer_registry(config)
         compute_score = (registry.score_batch_by_data_source if manager_name == "batch"
                          else registry.score_by_data_source)
     return manager_cls(tokenizer=tokenizer, num_examine=num_examine, compute_score=compute_score,
