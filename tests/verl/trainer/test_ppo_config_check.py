@@ -240,3 +240,12 @@ def test_every_key_of_ppo_trainer_yaml_is_read_or_a_listed_legacy_key():
         if name not in read and path not in UNREAD_LEGACY_KEYS:
             unread.append(path)
     assert not unread, f"keys of configs/ppo_trainer.yaml that nothing reads (silently ignored): {unread}"
+
+
+def test_reference_computes_in_the_actors_mixed_precision_unless_told_otherwise():
+    bf16 = {"param_dtype": "bf16", "reduce_dtype": "fp32"}
+    cfg = load_config(GOOD + ["actor_rollout_ref.actor.fsdp_config.mixed_precision={param_dtype: bf16, reduce_dtype: fp32}"])
+    assert cfg.actor_rollout_ref.ref.fsdp_config.mixed_precision == bf16
+    cfg = load_config(GOOD + ["actor_rollout_ref.ref.fsdp_config.mixed_precision={param_dtype: fp32}"])
+    assert cfg.actor_rollout_ref.ref.fsdp_config.mixed_precision == {"param_dtype": "fp32"}
+    assert cfg.actor_rollout_ref.actor.fsdp_config.mixed_precision is None

@@ -134,6 +134,21 @@ def full_params(module) -> dict[str, torch.Tensor]:
     return out
 
 
+def record_step_gradients(module, optimizer) -> list[dict[str, torch.Tensor]]:
+    """A list that receives, at each ``optimizer.step()``, every parameter's gradient as the optimizer sees it
+    (after clipping), gathered to a full CPU tensor. Gathering is collective: every rank must step."""
+    steps: list[dict[str, torch.Tensor]] = []
+
+    def hook(*_):
+        grads = {}
+        for name, p in module.named_parameters():
+            grads[name] = (p.grad.full_tensor() if hasattr(p.grad, "full_tensor") else p.grad).detach().clone().cpu()
+        steps.append(grads)
+
+    optimizer.register_step_pre_hook(hook)
+    return steps
+
+
 def with_old_log_probs(actor, data: DataProto, noise: float = 0.0, seed: int = 0) -> DataProto:
     """``data`` plus old_log_probs from the actor itself (+ noise, so that some ratios get clipped)."""
     meta = {"micro_batch_size": 4, "temperature": data.meta_info["temperature"]}

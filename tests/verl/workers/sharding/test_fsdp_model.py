@@ -27,7 +27,7 @@ def test_frozen_weights_follow_the_compute_dtype_trainable_stay_fp32(fsdp_config
     assert model_dtype(fsdp_config, device, trainable=True) == torch.float32
 
 
-def test_bf16_mixed_precision_on_cpu_loads_a_frozen_model_in_bf16_and_a_trainable_one_in_fp32(cpu_group, tiny_model_dir):
+def test_bf16_mixed_precision_on_cpu_loads_a_frozen_model_in_bf16_a_trainable_one_in_fp32(cpu_group, tiny_model_dir):
     model_cfg = OmegaConf.create({"path": tiny_model_dir})
     mesh = build_device_mesh("cpu")
     frozen = build_fsdp_causal_lm(model_cfg, BF16, mesh, "cpu", trainable=False)
