@@ -16,10 +16,13 @@ searches each distinct query once, and scores every sample against its own targe
 ``compute_score`` is the per-sample form for reward managers that call one sample at a time.
 The retriever comes from keyword arguments (``retriever``, ``index`` and searcher settings, passed
 by the trainer from ``custom_reward_function.reward_kwargs``), else from the environment variables
-``RECR1_RETRIEVER`` (bm25|dense) and ``RECR1_INDEX``; it is loaded once per process.
+``RECR1_RETRIEVER`` (bm25|dense) and ``RECR1_INDEX``; it is loaded once per process. ``preflight``
+(called by verl's trainer before any worker starts) checks that the index exists, holds documents and
+answers a query.
 """
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import re
@@ -224,6 +227,51 @@ def compute_score_batch(
                 )
         results.append(result)
     return results
+
+
+# compute_score_batch's keyword arguments that shape the score, not the searcher.
+_SCORING_KWARGS = frozenset(
+    name for name, p in inspect.signature(compute_score_batch).parameters.items()
+    if p.kind is p.KEYWORD_ONLY and name not in ("retriever", "index", "searcher")
+)
+PREFLIGHT_QUERY = "preflight check query"
+
+
+def preflight(*, retriever: str | None = None, index: str | None = None, searcher: Searcher | None = None,
+              **kwargs) -> None:
+    """Fail now, before training starts, if the reward cannot retrieve: the index must exist, hold documents and
+    answer a query. verl's trainer calls this once in the driver with ``custom_reward_function.reward_kwargs``
+    (the same keyword arguments :func:`compute_score_batch` gets), and the searcher it loads stays cached for the
+    reward. Without it a missing index fails only at the first reward, and an empty one scores every answer 0.
+
+    Raises:
+        ValueError: no index configured, the index holds no documents, or a searcher setting is wrong.
+        FileNotFoundError: the index folder is missing or not an index of that kind.
+    """
+    if searcher is None:
+        kind = retriever or os.environ.get("RECR1_RETRIEVER") or "bm25"
+        index = index or os.environ.get("RECR1_INDEX")
+        settings = {k: v for k, v in kwargs.items() if k not in _SCORING_KWARGS}
+        where = f"the {kind} index {index!r} (reward_kwargs index, else $RECR1_INDEX)"
+        try:
+            searcher = resolve_searcher(kind, index, **settings)
+        except FileNotFoundError as e:
+            build = "recr1.retrieval.build_lucene" if kind == "bm25" else "recr1.retrieval.build_dense"
+            raise FileNotFoundError(f"Rec-R1 reward: cannot open {where}: {e}. Build it with python -m {build}, "
+                                    f"or point index at an existing one") from e
+        except TypeError as e:
+            if "unexpected keyword argument" not in str(e):
+                raise
+            raise ValueError(f"Rec-R1 reward: a reward_kwargs entry is neither a reward setting nor a {kind} "
+                             f"searcher setting: {e}") from e
+    else:
+        where = f"the given {searcher.kind} searcher"
+    if searcher.num_docs <= 0:
+        raise ValueError(f"Rec-R1 reward: {where} holds no documents, so every query would miss and every "
+                         f"well-formed answer would score {MISS_SCORE}; rebuild it from the corpus")
+    hits = searcher.batch_search([PREFLIGHT_QUERY], 1)
+    if len(hits) != 1:
+        raise RuntimeError(f"Rec-R1 reward: {where} answered {len(hits)} result lists for one query")
 
 
 def compute_score(

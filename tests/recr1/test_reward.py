@@ -197,3 +197,82 @@ def test_adversarial_responses_are_all_scored(bm25_searcher, adversarial_queries
         assert isinstance(result["score"], float) and math.isfinite(result["score"]), response[:60]
         assert result["reason"] in FORMAT_REASONS + ("hit", "miss", "empty_query")
         assert (result["score"] == -2.0) == (not result["format_ok"])
+
+
+# ---- preflight: the index is checked before training starts ----------------------------------------
+
+
+def _empty_lucene_index(folder) -> str:
+    """A valid Lucene index with no documents (what a wrong or truncated corpus leaves behind)."""
+    from recr1.retrieval.java import java_class, start_jvm
+
+    start_jvm()
+    directory = java_class("org.apache.lucene.store.FSDirectory").open(java_class("java.io.File")(str(folder)).toPath())
+    writer = java_class("org.apache.lucene.index.IndexWriter")(directory, java_class("org.apache.lucene.index.IndexWriterConfig")())
+    writer.commit()
+    writer.close()
+    return str(folder)
+
+
+def test_preflight_passes_on_a_real_index_and_warms_the_reward_searcher(lucene_index_dir, bm25_searcher):
+    from recr1.reward import preflight
+
+    # the same kwargs the reward gets: scoring settings are ignored, searcher settings pick the cached searcher
+    preflight(retriever="bm25", index=lucene_index_dir, k_train=1000, k_eval=100, format_bonus=0.1)
+    assert resolve_searcher("bm25", lucene_index_dir) is bm25_searcher
+
+
+def test_preflight_names_a_missing_or_unreadable_index(tmp_path, monkeypatch):
+    from recr1.reward import preflight
+
+    missing = str(tmp_path / "no_index_here")
+    with pytest.raises(FileNotFoundError, match="no_index_here"):
+        preflight(retriever="bm25", index=missing)
+    (tmp_path / "not_an_index").mkdir()
+    with pytest.raises(FileNotFoundError, match="not_an_index"):
+        preflight(retriever="bm25", index=str(tmp_path / "not_an_index"))
+    with pytest.raises(FileNotFoundError, match="no_index_here"):
+        preflight(retriever="dense", index=missing)
+    monkeypatch.delenv("RECR1_INDEX", raising=False)
+    with pytest.raises(ValueError, match="RECR1_INDEX"):
+        preflight(retriever="bm25")
+
+
+def test_preflight_refuses_an_empty_index_that_would_score_everything_zero(tmp_path):
+    from recr1.reward import preflight
+
+    empty = _empty_lucene_index(tmp_path / "empty_index")
+    # what the reward alone does with it: a perfect answer silently scores 0 (a miss)
+    assert compute_score("amazon_c4_train", respond("red leather shoes"), GT_RED, index=empty)["score"] == 0.0
+    with pytest.raises(ValueError, match=r"empty_index.* holds no documents"):
+        preflight(retriever="bm25", index=empty)
+
+
+def test_preflight_names_an_unknown_searcher_setting(lucene_index_dir):
+    from recr1.reward import preflight
+
+    with pytest.raises(ValueError, match="k_1"):
+        preflight(retriever="bm25", index=lucene_index_dir, k_1=1.2)
+
+
+def test_verl_trainer_runs_the_preflight_before_any_worker(lucene_index_dir, tmp_path):
+    """The Rec-R1 preset through verl's pre-worker check: a good index passes, a missing one stops the run with its
+    path (verl finds ``recr1.reward.preflight`` by itself; it never imports recr1)."""
+    import pandas as pd
+
+    from verl.trainer.config_check import ConfigError
+    from verl.trainer.main_ppo import load_config
+    from verl.trainer.ppo.reward_preflight import check_reward_before_workers
+
+    rows = [{"data_source": source, "prompt": [{"role": "user", "content": "red shoes"}],
+             "reward_model": {"style": "rule", "ground_truth": {"target": ["shoe-red"]}}}
+            for source in ("amazon_c4_train", "amazon_c4_val")]
+    for name, row in zip(("train", "val"), rows):
+        pd.DataFrame([row]).to_parquet(tmp_path / f"{name}.parquet")
+    overrides = [f"data.train_files={tmp_path / 'train.parquet'}", f"data.val_files={tmp_path / 'val.parquet'}"]
+    check_reward_before_workers(load_config(overrides + [f"custom_reward_function.reward_kwargs.index={lucene_index_dir}"],
+                                            config_name="recr1_grpo"))
+    missing = str(tmp_path / "index_never_built")
+    with pytest.raises(ConfigError, match="index_never_built"):
+        check_reward_before_workers(load_config(overrides + [f"custom_reward_function.reward_kwargs.index={missing}"],
+                                                config_name="recr1_grpo"))
