@@ -128,10 +128,10 @@ def merge_fsdp_checkpoint(local_dir: str, target_dir: str, hf_model_path: Option
 
     local_dir = os.path.abspath(os.path.expanduser(local_dir))
     hf_dir = os.path.abspath(os.path.expanduser(hf_model_path or os.path.join(local_dir, "huggingface")))
+    world = find_world_size(local_dir)
     if not os.path.isfile(os.path.join(hf_dir, "config.json")):
         raise FileNotFoundError(f"{hf_dir}/config.json not found: the merger takes the model config and tokenizer "
                                 f"from there (pass --hf_model_path for another folder)")
-    world = find_world_size(local_dir)
     state = merge_state_dicts(load_shards(local_dir, world))
     config = AutoConfig.from_pretrained(hf_dir)
     if dtype is not None:

@@ -39,7 +39,7 @@ def actor_rollout_ref_config(model_dir, **actor_overrides):
                 "grad_clip": 1.0,
                 "optim": _optim(1e-3),
                 "fsdp_config": {"param_offload": False, "optimizer_offload": False, "grad_offload": False},
-                "checkpoint": {"contents": ["model", "optimizer", "extra"]},
+                "checkpoint": {"save_contents": ["model", "optimizer", "extra", "hf_model"]},  # the test reads the HF weights
                 **actor_overrides,
             },
             "rollout": {
@@ -72,6 +72,7 @@ def critic_worker_config(model_dir):
             "grad_clip": 1.0,
             "cliprange_value": 0.5,
             "loss_agg_mode": "token-mean",
+            "checkpoint": {"save_contents": ["model", "optimizer", "extra", "hf_model"]},
         }
     )
 

@@ -1,4 +1,5 @@
 """The fit loop on the in-process backend: a toy task learns; an interrupted run resumes exactly."""
+import glob
 import json
 import os
 import sys
@@ -10,8 +11,11 @@ from safetensors.torch import load_file
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from trainer_testlib import assert_verl_metric_names, toy_overrides  # noqa: E402
 
+from verl.model_merger import merge_fsdp_checkpoint  # noqa: E402
 from verl.trainer.main_ppo import load_config, run_ppo  # noqa: E402
 
+# checkpoints that also write the HF weights into global_step_N/<role>/huggingface/
+HF_TOO = "[model,optimizer,extra,hf_model]"
 # differ run to run by nature
 VOLATILE_PREFIXES = ("timing_s/", "timing_per_token_ms/", "perf/")
 
@@ -39,8 +43,10 @@ def test_grpo_toy_task_reward_rises_within_30_steps(tiny_model_dir, tmp_path, on
     assert last > first + 0.4 and last > 0.8, (first, last)  # ~0.22 -> ~0.95
     val = [r["val-core/toy_say/reward/mean"] for r in rows if "val-core/toy_say/reward/mean" in r]
     assert len(val) == 3 and val[-1] > max(val[0], 0.8), val  # greedy; before training, step 15, step 30
-    exported = load_file(os.path.join(str(tmp_path), "ckpt", "global_step_30", "actor", "huggingface",
-                                      "model.safetensors"))
+    actor_dir = os.path.join(str(tmp_path), "ckpt", "global_step_30", "actor")
+    assert not glob.glob(os.path.join(actor_dir, "huggingface", "*.safetensors"))  # no hf_model: config only
+    merged = merge_fsdp_checkpoint(actor_dir, str(tmp_path / "merged"))
+    exported = load_file(os.path.join(merged, "model.safetensors"))
     initial = load_file(os.path.join(tiny_model_dir, "model.safetensors"))
     assert [k for k in initial if torch.equal(initial[k], exported[k])] == []  # every parameter trained
     step_times = [r["timing_s/step"] for r in train]
@@ -55,7 +61,8 @@ def test_resume_after_a_crash_matches_a_straight_run(tiny_model_dir, tmp_path, o
               "actor_rollout_ref.rollout.n": 2, "actor_rollout_ref.actor.ppo_mini_batch_size": 2,
               "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu": 2, "critic.ppo_micro_batch_size_per_gpu": 2,
               "actor_rollout_ref.actor.optim.lr": 1e-3, "trainer.total_training_steps": 4,
-              "trainer.save_freq": 2, "trainer.max_actor_ckpt_to_keep": 1, "trainer.max_critic_ckpt_to_keep": 1}
+              "trainer.save_freq": 2, "trainer.max_actor_ckpt_to_keep": 1, "trainer.max_critic_ckpt_to_keep": 1,
+              "actor_rollout_ref.actor.checkpoint.save_contents": HF_TOO, "critic.checkpoint.save_contents": HF_TOO}
     straight, interrupted = str(tmp_path / "straight"), str(tmp_path / "interrupted")
     run_ppo(load_config(toy_overrides(tiny_model_dir, straight, **common)))
 
@@ -101,7 +108,8 @@ def test_one_update_per_batch_skips_the_old_log_prob_pass_with_the_same_training
         work = str(tmp_path / mode)
         run_ppo(load_config(toy_overrides(tiny_model_dir, work, **{
             "actor_rollout_ref.actor.recompute_old_log_prob": mode, "actor_rollout_ref.actor.use_kl_loss": True,
-            "actor_rollout_ref.actor.optim.lr": 1e-3, "trainer.total_training_steps": 2, "trainer.save_freq": 2})))
+            "actor_rollout_ref.actor.optim.lr": 1e-3, "trainer.total_training_steps": 2, "trainer.save_freq": 2,
+            "actor_rollout_ref.actor.checkpoint.save_contents": HF_TOO})))
         weights = load_file(os.path.join(work, "ckpt", "global_step_2", "actor", "huggingface", "model.safetensors"))
         runs[mode] = (read_metrics(work), weights)
     (forced, forced_weights), (auto, auto_weights) = runs["true"], runs["auto"]

@@ -68,7 +68,9 @@ def steps_logged(work_dir):
 def test_gae_three_steps_on_two_ray_workers(tiny_model_dir, tmp_path, ray_session):
     work = str(tmp_path)
     run_ppo(load_config(toy_overrides(tiny_model_dir, work, **RAY, **{
-        "algorithm.adv_estimator": "gae", "trainer.save_freq": 2, "actor_rollout_ref.actor.use_kl_loss": True})))
+        "algorithm.adv_estimator": "gae", "trainer.save_freq": 2, "actor_rollout_ref.actor.use_kl_loss": True,
+        "actor_rollout_ref.actor.checkpoint.save_contents": "[model,optimizer,extra,hf_model]",
+        "critic.checkpoint.save_contents": "[model,optimizer,extra,hf_model]"})))
     assert all_cpus_free(), "the trainer's actors / placement groups outlived fit()"
     rows = steps_logged(work)
     assert_verl_metric_names(rows)

@@ -1,0 +1,124 @@
+"""``python -m verl.model_merger merge``: a 2-rank FSDP2 checkpoint (gloo, sharded DTensors, no HF weights) becomes
+an HF folder, in a process with no GPU and no process group, whose logits equal the trained model's."""
+import glob
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "workers"))
+from workers_testlib import actor_config, ppo_batch, sharded_actor, with_old_log_probs  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+WORLD = 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _probe_ids(vocab: int) -> torch.Tensor:
+    return torch.randint(3, vocab, (3, 9), generator=torch.Generator().manual_seed(7))
+
+
+def _rank_main(rank: int, port: int, model_dir: str, vocab: int, out_dir: str) -> None:
+    """One actor update on this rank's half of a batch, a checkpoint with verl's default contents (no hf_model),
+    and the trained model's logits on a probe batch (rank 0 writes them)."""
+    from transformers import AutoTokenizer
+
+    from verl.utils.checkpoint.fsdp_checkpoint_manager import FSDPCheckpointManager
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+    try:
+        actor = sharded_actor(model_dir, actor_config(ppo_mini_batch_size=4, ppo_micro_batch_size_per_gpu=2))
+        data = with_old_log_probs(actor, ppo_batch(vocab_size=vocab, seed=3), noise=0.3)
+        actor.update_policy(data.chunk(WORLD)[rank])
+        manager = FSDPCheckpointManager(actor.actor_module, actor.actor_optimizer, None,
+                                        AutoTokenizer.from_pretrained(model_dir),
+                                        {"save_contents": ["model", "optimizer", "extra"]})
+        manager.save_checkpoint(os.path.join(out_dir, "actor"))
+        with torch.no_grad():
+            logits = actor.actor_module(input_ids=_probe_ids(vocab)).logits
+        if rank == 0:
+            torch.save(logits, os.path.join(out_dir, "trained_logits.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def tiny_vocab(tiny_model_dir) -> int:
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(tiny_model_dir).vocab_size
+
+
+@pytest.fixture(scope="module")
+def two_rank_checkpoint(tiny_model_dir, tiny_vocab, tmp_path_factory):
+    out_dir = str(tmp_path_factory.mktemp("merger"))
+    mp.spawn(_rank_main, args=(_free_port(), tiny_model_dir, tiny_vocab, out_dir), nprocs=WORLD, join=True)
+    return out_dir
+
+
+def merge(*args) -> subprocess.CompletedProcess:
+    """The merger's command line in a fresh process that sees no GPU and starts no process group."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"):
+        env.pop(key, None)
+    return subprocess.run([sys.executable, "-m", "verl.model_merger", "merge", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_two_rank_checkpoint_merges_into_an_hf_folder_with_the_trained_logits(two_rank_checkpoint, tiny_vocab,
+                                                                               tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    actor_dir = os.path.join(two_rank_checkpoint, "actor")
+    assert {"model_world_size_2_rank_0.pt", "model_world_size_2_rank_1.pt"} <= set(os.listdir(actor_dir))
+    assert not glob.glob(os.path.join(actor_dir, "huggingface", "*.safetensors"))  # no hf_model: no weights
+
+    target = str(tmp_path / "hf")
+    proc = merge("--backend", "fsdp", "--local_dir", actor_dir, "--target_dir", target)
+    assert proc.returncode == 0, proc.stderr
+    assert os.path.isfile(os.path.join(target, "model.safetensors"))
+    assert os.path.isfile(os.path.join(target, "tokenizer_config.json"))
+    AutoTokenizer.from_pretrained(target)
+
+    model = AutoModelForCausalLM.from_pretrained(target)
+    assert model.dtype == torch.float32  # the training dtype on CPU, as config.json names it
+    with torch.no_grad():
+        logits = model(input_ids=_probe_ids(tiny_vocab)).logits
+    trained = torch.load(os.path.join(two_rank_checkpoint, "trained_logits.pt"))
+    torch.testing.assert_close(logits, trained, rtol=0, atol=0)
+
+
+def test_dtype_override(two_rank_checkpoint, tmp_path):
+    from safetensors.torch import load_file
+
+    proc = merge("--backend", "fsdp", "--local_dir", os.path.join(two_rank_checkpoint, "actor"),
+                 "--target_dir", str(tmp_path / "bf16"), "--dtype", "bf16")
+    assert proc.returncode == 0, proc.stderr
+    assert {t.dtype for t in load_file(str(tmp_path / "bf16" / "model.safetensors")).values()} == {torch.bfloat16}
+
+
+def test_missing_rank_file_is_named(two_rank_checkpoint, tmp_path):
+    partial = tmp_path / "actor"
+    os.makedirs(partial)
+    os.symlink(os.path.join(two_rank_checkpoint, "actor", "model_world_size_2_rank_0.pt"),
+               partial / "model_world_size_2_rank_0.pt")
+    os.symlink(os.path.join(two_rank_checkpoint, "actor", "huggingface"), partial / "huggingface")
+    proc = merge("--backend", "fsdp", "--local_dir", str(partial), "--target_dir", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "model_world_size_2_rank_1.pt" in proc.stderr
+
+
+def test_folder_without_shards_is_explained(tmp_path):
+    proc = merge("--backend", "fsdp", "--local_dir", str(tmp_path), "--target_dir", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "no model_world_size_W_rank_r.pt" in proc.stderr
