@@ -7,6 +7,8 @@
 #   MODEL=Qwen/Qwen2.5-3B-Instruct ENGINE=vllm RETRIEVERS=bm25 bash scripts/eval/eval_checkpoint.sh
 #
 # MODEL may be an HF folder or hub id, or a trainer checkpoint folder (global_step_N: its actor/huggingface is used).
+# A checkpoint saved without hf_model in checkpoint.save_contents (the default) has only the config and tokenizer
+# there: its shards are merged once into OUT_DIR/hf_model (python -m verl.model_merger) and that folder is evaluated.
 # Environment: DATA (DATA_DIR/test.parquet), DATA_DIR (data/amazon_c4/sparse), BM25_INDEX (data/amazon_c4/index/lucene),
 #   DENSE_INDEX (data/amazon_c4/index/dense), RETRIEVERS (default: every kind whose index exists), OUT_DIR
 #   (outputs/eval/<model name>), ENGINE (hf | vllm), MAX_NEW_TOKENS (512), BATCH_SIZE (16), LIMIT (all rows), PYTHON.
@@ -30,6 +32,16 @@ else
   name=raw_request
 fi
 OUT_DIR=${OUT_DIR:-outputs/eval/$name}
+
+has_weights() { compgen -G "$1/*.safetensors" > /dev/null || compgen -G "$1/*.bin" > /dev/null; }
+if [ -n "$MODEL" ] && [ "$(basename "$MODEL")" = huggingface ] && [ -f "$MODEL/config.json" ] && ! has_weights "$MODEL"; then
+  merged="$OUT_DIR/hf_model"
+  if ! has_weights "$merged"; then
+    echo "[eval] $MODEL holds no weights (saved without hf_model): merging the shards of $(dirname "$MODEL") into $merged"
+    "$PYTHON" -m verl.model_merger merge --backend fsdp --local_dir "$(dirname "$MODEL")" --target_dir "$merged"
+  fi
+  MODEL=$merged
+fi
 
 if [ -z "${RETRIEVERS:-}" ]; then
   RETRIEVERS=""

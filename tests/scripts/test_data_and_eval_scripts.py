@@ -17,6 +17,18 @@ def run(script, env, *args):
     return proc
 
 
+def save_checkpoint_without_hf_weights(actor_dir: str) -> None:
+    """A tiny policy's one-rank sharded checkpoint with verl's default contents (model, optimizer, extra)."""
+    code = ("import sys, tempfile\n"
+            "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+            "from verl.utils.checkpoint.fsdp_checkpoint_manager import FSDPCheckpointManager\n"
+            "from verl.utils.tiny_model import save_tiny_model\n"
+            "d = save_tiny_model(tempfile.mkdtemp(), layers=1, hidden=64, heads=2, seed=0)\n"
+            "FSDPCheckpointManager(AutoModelForCausalLM.from_pretrained(d), processing_class=AutoTokenizer."
+            "from_pretrained(d), checkpoint_contents={}).save_checkpoint(sys.argv[1])\n")
+    subprocess.run([sys.executable, "-c", code, actor_dir], cwd=ROOT, check=True, capture_output=True, timeout=300)
+
+
 @pytest.mark.slow
 def test_synthetic_prep_index_eval_and_dry_run_chain(tmp_path):
     out = tmp_path / "amazon_c4"
@@ -37,6 +49,16 @@ def test_synthetic_prep_index_eval_and_dry_run_chain(tmp_path):
                                     "DENSE_INDEX": str(out / "index" / "none"), "OUT_DIR": str(tmp_path / "eval")})
     metrics = json.loads((tmp_path / "eval" / "bm25" / "metrics.json").read_text())
     assert metrics["model"] is None and 0.0 < metrics["table"]["all"]["ndcg@100"] <= 1.0
+
+    # a trainer checkpoint saved with verl's default contents: huggingface/ has no weights, the script merges them
+    step = tmp_path / "ckpt" / "global_step_1"
+    save_checkpoint_without_hf_weights(str(step / "actor"))
+    run("eval/eval_checkpoint.sh", {"DATA_DIR": str(out / "sparse"), "BM25_INDEX": str(out / "index" / "lucene"),
+                                    "RETRIEVERS": "bm25", "MODEL": str(step), "OUT_DIR": str(tmp_path / "eval_ckpt"),
+                                    "LIMIT": "4", "MAX_NEW_TOKENS": "8"})
+    merged = tmp_path / "eval_ckpt" / "hf_model"
+    assert (merged / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "eval_ckpt" / "bm25" / "metrics.json").read_text())["model"] == str(merged)
 
     proc = run("train/train_rec-amazon_c4_3b.sh", {"DRY_RUN": "1", "DATA_DIR": str(out / "sparse"),
                                                    "INDEX_DIR": str(out / "index" / "lucene")})
