@@ -46,7 +46,8 @@ def test_demo_runs_every_stage_writes_the_report_and_then_skips_everything(tmp_p
     assert set(results["stages"]) == {"catalog", "prepare", "index", "policy", "sft_data", "sft", "rl", "eval"}
     assert (out / "results.md").read_text().count("| **overall** |") == 3
     assert (out / "curves.png").stat().st_size > 1000
-    assert (out / "rl" / "ckpt" / "global_step_2" / "actor" / "huggingface" / "config.json").is_file()
+    # the preset asks for hf_model: the evaluation stage loads these weights
+    assert (out / "rl" / "ckpt" / "global_step_2" / "actor" / "huggingface" / "model.safetensors").is_file()
 
     second = _demo(out)
     assert second.count("up to date") == 8 and "running" not in second
