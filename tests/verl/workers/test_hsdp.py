@@ -133,8 +133,10 @@ def test_replicas_of_a_shard_stay_identical(hsdp_results):
     assert not torch.equal(local[0][embed], local[1][embed])
 
 
-def test_hsdp_checkpoint_round_trips_and_exports_hf(hsdp_results):
+def test_hsdp_checkpoint_round_trips_and_exports_hf(hsdp_results, tmp_path):
     from transformers import AutoModelForCausalLM
+
+    from verl.model_merger import merge_fsdp_checkpoint
 
     out_dir, results = hsdp_results
     assert all(r["restored_exactly"] for r in results)
@@ -145,6 +147,10 @@ def test_hsdp_checkpoint_round_trips_and_exports_hf(hsdp_results):
     exported = AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32)
     for name, param in exported.named_parameters():
         assert torch.equal(param.detach(), results[0]["hsdp"][name]), name
+    # the offline merger joins the 2-D shards (replicas counted once) into the same weights
+    merged = load_file(os.path.join(merge_fsdp_checkpoint(os.path.join(out_dir, "ckpt"), str(tmp_path / "merged")),
+                                    "model.safetensors"))
+    assert merged and all(torch.equal(value, results[0]["hsdp"][name]) for name, value in merged.items())
 
 
 def test_workers_shard_with_the_configured_fsdp_size(hsdp_results):
