@@ -58,7 +58,7 @@ def _hf_rollout(model_path: str, sampling: Sampling, response_length: int, devic
 
     from verl.workers.rollout.hf_rollout import HFRollout
 
-    # the dtype the rollout generates in (fp32 on CPU, bf16 on GPU; see build_fsdp_causal_lm)
+    # the dtype the HF rollout computes in by default (fsdp_utils.mixed_precision_policy: fp32 on CPU, bf16 on GPU)
     dtype = torch.float32 if device == "cpu" else torch.bfloat16
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, attn_implementation="sdpa")
     return HFRollout(model.to(device).eval(), _rollout_config(sampling, response_length))
@@ -66,11 +66,12 @@ def _hf_rollout(model_path: str, sampling: Sampling, response_length: int, devic
 
 def _vllm_rollout(model_path: str, sampling: Sampling, response_length: int, prompt_length: int, device: str,
                   engine_kwargs: Optional[dict]):
+    from verl.workers.rollout.vllm_rollout import vLLMRollout  # first: it sets vLLM's environment
+
     try:
         import vllm  # noqa: F401
     except ImportError as exc:
         raise ImportError("--engine vllm needs vLLM installed (pip install vllm)") from exc
-    from verl.workers.rollout.vllm_rollout import vLLMRollout
 
     config = _rollout_config(
         sampling, response_length, prompt_length=prompt_length, load_format="auto",
