@@ -10,7 +10,8 @@ import pandas as pd
 
 # Qwen2.5-Instruct's sampling defaults, except the penalty: its 1.05 does not flip this random model's argmax (its
 # favourite token, a newline that every chat prompt contains, leads the runner-up by ~2x), 3.0 does from step 0.
-INSTRUCT_SAMPLING_DEFAULTS = {"do_sample": True, "temperature": 0.7, "top_k": 20, "top_p": 0.8, "repetition_penalty": 3.0}
+INSTRUCT_SAMPLING_DEFAULTS = {"do_sample": True, "temperature": 0.7, "top_k": 20, "top_p": 0.8,
+                              "repetition_penalty": 3.0}
 
 CHAT_PROMPTS = [
     [{"role": "user", "content": "I want red leather running shoes for my morning runs"}],
@@ -64,7 +65,8 @@ def training_rollout_greedy(model_dir: str, prompts: list, response_length: int,
     })  # fmt: skip
     saved_env, had_group = dict(os.environ), dist.is_initialized()
     try:
-        wg = LocalWorkerGroup(ResourcePool([1]), ClassWithInitArgs(ActorRolloutRefWorker, config=config, role="rollout"))
+        worker = ClassWithInitArgs(ActorRolloutRefWorker, config=config, role="rollout")
+        wg = LocalWorkerGroup(ResourcePool([1]), worker)
         wg.init_model()
         out = wg.generate_sequences(gen)
     finally:

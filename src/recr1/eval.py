@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--retriever", required=True, choices=RETRIEVER_KINDS)
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--model", default=None, help="checkpoint folder (HF format); omit for the raw-request baseline")
-    parser.add_argument("--engine", default="hf", choices=ENGINES, help="generation engine (both sample as the rollout)")
+    parser.add_argument("--engine", default="hf", choices=ENGINES, help="generation engine (both as in training)")
     parser.add_argument("--max-new-tokens", type=int, default=512)
     parser.add_argument("--do-sample", action="store_true", help="sample instead of greedy decoding (the default)")
     parser.add_argument("--temperature", type=float, default=1.0, help="with --do-sample")
