@@ -6,6 +6,12 @@
 #   bash scripts/train/train_rec-amazon_c4_3b.sh [hydra overrides, e.g. trainer.total_epochs=5]
 #   DRY_RUN=1 bash scripts/train/train_rec-amazon_c4_3b.sh     # print the resolved config, check the paths; no GPU
 #
+# Checkpoints every 200 steps hold the sharded state for resuming, not HF weights (verl's default). To get an HF folder
+# of a step (on any machine, no GPU):
+#   python -m verl.model_merger merge --backend fsdp \
+#       --local_dir checkpoints/$PROJECT_NAME/$EXPERIMENT_NAME/global_step_200/actor --target_dir hf/step200
+# or pass actor_rollout_ref.actor.checkpoint.save_contents=[model,optimizer,extra,hf_model] to write them at every save.
+#
 # Environment (Rec-R1's names first; every one has a default):
 #   N_GPUS (2), BASE_MODEL (Qwen/Qwen2.5-3B-Instruct), DATA_DIR (data/amazon_c4/sparse: train.parquet, val.parquet),
 #   ROLLOUT_TP_SIZE (vLLM tensor parallel size, 1), EXPERIMENT_NAME, PROJECT_NAME (Rec-R1),
