@@ -136,8 +136,9 @@ def apply_fsdp2(
     is sharded over all its ranks (placement ``Shard(0)``); on a 2-D ("replicate", "dp_shard") mesh from
     ``build_device_mesh(fsdp_size=...)`` it is sharded along "dp_shard" and replicated along "replicate" (HSDP,
     placements ``(Replicate(), Shard(0))``), and gradients are averaged over all ranks either way. Decoder layers free their gathered parameters after forward
-    (``reshard_after_forward``; False trades memory for one all-gather less in backward); the root keeps its
-    (embedding, final norm, lm/value head) gathered until backward, which needs them immediately."""
+    (``reshard_after_forward``; False trades memory for one all-gather less in backward). A trainable root keeps its
+    (embedding, final norm, lm/value head) gathered until backward, which needs them immediately; a frozen one
+    (reference, rollout-only) never runs backward, so it frees them after each forward."""
     layer_classes = _decoder_layer_classes(model)
     kwargs = {"mesh": mesh, "mp_policy": mp_policy, "offload_policy": offload or OffloadPolicy()}
     layers = [m for m in model.modules() if type(m).__name__ in layer_classes]
@@ -146,8 +147,9 @@ def apply_fsdp2(
     for layer in layers:
         fully_shard(layer, reshard_after_forward=reshard_after_forward, **kwargs)
         layer._verl_reshard_after_forward = reshard_after_forward
-    fully_shard(model, reshard_after_forward=False, **kwargs)
-    model._verl_reshard_after_forward = False
+    root_reshard = not any(p.requires_grad for p in model.parameters())
+    fully_shard(model, reshard_after_forward=root_reshard, **kwargs)
+    model._verl_reshard_after_forward = root_reshard
     return model
 
 
