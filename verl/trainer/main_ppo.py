@@ -29,12 +29,12 @@ def load_config(overrides: list[str] | None = None, config_name: str = "ppo_trai
 def load_tokenizer(config: DictConfig):
     """The actor's tokenizer (or ``data.tokenizer``), with pad falling back to eos as in verl; the actor model's
     ``external_lib`` is imported first (it may register a tokenizer class, and a bad one fails here, in the driver)."""
-    from verl.utils.import_utils import import_external_libs
     from verl.workers.sharding import load_tokenizer as load_hf_tokenizer
 
-    import_external_libs(config.actor_rollout_ref.model.external_lib, "actor_rollout_ref.model.external_lib")
-    path = config.data.tokenizer or config.actor_rollout_ref.model.path
-    return load_hf_tokenizer(os.path.expanduser(str(path)), bool(config.actor_rollout_ref.model.trust_remote_code))
+    model = config.actor_rollout_ref.model
+    path = config.data.tokenizer or model.path
+    return load_hf_tokenizer(os.path.expanduser(str(path)), bool(model.trust_remote_code), model.external_lib,
+                             "actor_rollout_ref.model.external_lib")
 
 
 def create_trainer(config: DictConfig, role_worker_mapping: dict | None = None):

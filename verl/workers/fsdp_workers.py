@@ -137,7 +137,8 @@ class ActorRolloutRefWorker(Worker):
     def init_model(self):
         """Load the tokenizer and the model(s), shard them with FSDP2, build optimizer, schedule and rollout."""
         cfg = self.config
-        self.tokenizer = load_tokenizer(cfg.model.path, bool(cfg.model.get("trust_remote_code", False)))
+        self.tokenizer = load_tokenizer(cfg.model.path, bool(cfg.model.get("trust_remote_code", False)),
+                                        cfg.model.get("external_lib", None))
         actor_fsdp = cfg.actor.get("fsdp_config", None) if "actor" in cfg else None
         # the actor's fsdp_size shapes the mesh of every model here (actor, rollout, ref), as in verl
         mesh = build_device_mesh(self.device, fsdp_size=(actor_fsdp or {}).get("fsdp_size", -1))
@@ -300,7 +301,8 @@ class CriticWorker(Worker):
         """Load tokenizer and value model, shard with FSDP2, build optimizer and schedule."""
         cfg = self.config
         tokenizer_path = cfg.model.get("tokenizer_path", None) or cfg.model.path
-        self.tokenizer = load_tokenizer(tokenizer_path, bool(cfg.model.get("trust_remote_code", False)))
+        self.tokenizer = load_tokenizer(tokenizer_path, bool(cfg.model.get("trust_remote_code", False)),
+                                        cfg.model.get("external_lib", None))
         fsdp_config = cfg.model.get("fsdp_config", None)
         mesh = build_device_mesh(self.device, fsdp_size=(fsdp_config or {}).get("fsdp_size", -1))
         self.critic_module = build_fsdp_value_model(cfg.model, fsdp_config, mesh, self.device)

@@ -17,10 +17,13 @@ from verl.utils.fsdp_utils import apply_fsdp2, mixed_precision_policy, offload_p
 from verl.utils.import_utils import import_external_libs
 
 
-def load_tokenizer(path: str, trust_remote_code: bool = False):
-    """``AutoTokenizer.from_pretrained(path)`` with a pad token (eos when the tokenizer has none)."""
+def load_tokenizer(path: str, trust_remote_code: bool = False, external_lib=None,
+                   external_lib_key: str = "model.external_lib"):
+    """``AutoTokenizer.from_pretrained(path)`` with a pad token (eos when the tokenizer has none), after importing
+    ``external_lib`` (it may register a tokenizer class; errors name ``external_lib_key``)."""
     from transformers import AutoTokenizer
 
+    import_external_libs(external_lib, external_lib_key)
     _check_path(path, "model.path / tokenizer_path")
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token_id is None:

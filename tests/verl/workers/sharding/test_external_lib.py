@@ -81,3 +81,16 @@ def test_external_lib_that_cannot_be_imported_is_named(cpu_group, tiny_model_dir
     with pytest.raises(ImportError) as info:
         build_fsdp_causal_lm(model_cfg, None, build_device_mesh("cpu"), "cpu")
     assert "model.external_lib='no_such_module_for_verl'" in str(info.value)
+
+
+def test_the_tokenizer_load_imports_external_lib_first(custom_model_dir, monkeypatch):
+    """A lib may register a tokenizer class too: workers and driver load the tokenizer only after importing it."""
+    import sys
+
+    from verl.workers.sharding import load_tokenizer
+
+    monkeypatch.delitem(sys.modules, "custom_arch_lib", raising=False)
+    load_tokenizer(custom_model_dir, external_lib="custom_arch_lib")
+    assert "custom_arch_lib" in sys.modules
+    with pytest.raises(ImportError, match="critic.model.external_lib='no_such_lib'"):
+        load_tokenizer(custom_model_dir, external_lib="no_such_lib", external_lib_key="critic.model.external_lib")
