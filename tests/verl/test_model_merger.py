@@ -31,9 +31,12 @@ def _probe_ids(vocab: int) -> torch.Tensor:
 def _rank_main(rank: int, port: int, model_dir: str, vocab: int, out_dir: str) -> None:
     """One actor update on this rank's half of a batch, a checkpoint with verl's default contents (no hf_model),
     and the trained model's logits on a probe batch (rank 0 writes them)."""
+    from omegaconf import OmegaConf
     from transformers import AutoTokenizer
 
     from verl.utils.checkpoint.fsdp_checkpoint_manager import FSDPCheckpointManager
+    from verl.utils.fsdp_utils import build_device_mesh
+    from verl.workers.sharding import build_fsdp_causal_lm
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD))
     torch.set_num_threads(1)
@@ -50,6 +53,11 @@ def _rank_main(rank: int, port: int, model_dir: str, vocab: int, out_dir: str) -
             logits = actor.actor_module(input_ids=_probe_ids(vocab)).logits
         if rank == 0:
             torch.save(logits, os.path.join(out_dir, "trained_logits.pt"))
+        # HSDP (fsdp_size=1 on 2 ranks): a 2-D (replicate, dp_shard) mesh, placements (Replicate(), Shard(0))
+        hsdp = build_fsdp_causal_lm(OmegaConf.create({"path": model_dir}), None, build_device_mesh("cpu", fsdp_size=1),
+                                    "cpu")
+        FSDPCheckpointManager(hsdp, processing_class=AutoTokenizer.from_pretrained(model_dir),
+                              checkpoint_contents={}).save_checkpoint(os.path.join(out_dir, "hsdp"))
     finally:
         dist.destroy_process_group()
 
@@ -98,6 +106,18 @@ def test_two_rank_checkpoint_merges_into_an_hf_folder_with_the_trained_logits(tw
         logits = model(input_ids=_probe_ids(tiny_vocab)).logits
     trained = torch.load(os.path.join(two_rank_checkpoint, "trained_logits.pt"))
     torch.testing.assert_close(logits, trained, rtol=0, atol=0)
+
+
+def test_hsdp_checkpoint_merges_back_to_the_model(two_rank_checkpoint, tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    proc = merge("--backend", "fsdp", "--local_dir", os.path.join(two_rank_checkpoint, "hsdp"),
+                 "--target_dir", str(tmp_path / "hf"))
+    assert proc.returncode == 0, proc.stderr
+    merged, original = load_file(str(tmp_path / "hf" / "model.safetensors")), load_file(
+        os.path.join(tiny_model_dir, "model.safetensors"))
+    assert merged.keys() == original.keys()
+    assert all(torch.equal(merged[k], original[k]) for k in original)
 
 
 def test_dtype_override(two_rank_checkpoint, tmp_path):
