@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from verl.utils.checkpoint import trainer_checkpoint as ckpt
 from verl.utils.checkpoint.fsdp_checkpoint_manager import FSDPCheckpointManager
 from verl.utils.dataset import ResumableDataLoader, SFTDataset
-from verl.utils.fsdp_utils import build_device_mesh, fsdp2_clip_grad_norm_
+from verl.utils.fsdp_utils import build_device_mesh, fsdp2_clip_grad_norm_, mixed_precision_policy
 from verl.utils.tracking import Tracking
 from verl.workers.sharding import build_fsdp_causal_lm, build_lr_scheduler, build_optimizer, load_tokenizer
 
@@ -104,7 +104,8 @@ class FSDPSFTTrainer:
             "total_training_steps": self.total_steps, "lr_warmup_steps": -1,
             "lr_warmup_steps_ratio": optim.warmup_steps_ratio, "warmup_style": optim.lr_scheduler,
             "min_lr_ratio": optim.min_lr_ratio})
-        self.checkpoint_manager = FSDPCheckpointManager(self.model, self.optimizer, self.lr_scheduler, self.tokenizer)
+        self.checkpoint_manager = FSDPCheckpointManager(self.model, self.optimizer, self.lr_scheduler, self.tokenizer,
+                                                        export_dtype=mixed_precision_policy(fsdp, self.device).param_dtype)
 
     # -- loss ------------------------------------------------------------------------------------
     def _rank_rows(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -19,8 +19,7 @@ from verl.single_controller.base import Worker
 from verl.single_controller.base.decorator import Dispatch, register
 from verl.utils.checkpoint.fsdp_checkpoint_manager import FSDPCheckpointManager
 from verl.utils.device_plan import plan_device
-from verl.utils.fsdp_utils import (build_device_mesh, get_device_name, load_optimizer_state, mixed_precision_policy,
-                                   offload_optimizer_state)
+from verl.utils.fsdp_utils import build_device_mesh, get_device_name, load_optimizer_state, offload_optimizer_state
 from verl.utils.generation_config import model_eos_token_ids
 from verl.workers.actor import DataParallelPPOActor
 from verl.workers.critic import DataParallelPPOCritic
@@ -143,19 +142,19 @@ class ActorRolloutRefWorker(Worker):
         # the actor's fsdp_size shapes the mesh of every model here (actor, rollout, ref), as in verl
         mesh = build_device_mesh(self.device, fsdp_size=(actor_fsdp or {}).get("fsdp_size", -1))
         if self._is_actor or self._is_rollout:
+            plan = plan_device(self.device, fsdp_config=actor_fsdp)
             self.actor_module = build_fsdp_causal_lm(cfg.model, actor_fsdp, mesh, self.device, trainable=self._is_actor)
             if self._is_actor:
                 self.actor_optimizer = build_optimizer(self.actor_module.parameters(), cfg.actor.optim)
                 self.actor_lr_scheduler = build_lr_scheduler(self.actor_optimizer, cfg.actor.optim)
-                self._optimizer_offload = plan_device(self.device, fsdp_config=actor_fsdp).optimizer_offload
+                self._optimizer_offload = plan.optimizer_offload
                 self.actor = DataParallelPPOActor(cfg.actor, self.actor_module, self.actor_optimizer)
                 contents = cfg.actor.get("checkpoint", None) or {}
             else:
                 contents = ["model"]
             self.checkpoint_manager = FSDPCheckpointManager(
                 self.actor_module, self.actor_optimizer, self.actor_lr_scheduler, self.tokenizer, contents,
-                where="actor_rollout_ref.actor.checkpoint",
-                export_dtype=mixed_precision_policy(actor_fsdp, self.device).param_dtype,
+                where="actor_rollout_ref.actor.checkpoint", export_dtype=plan.param_dtype,
             )
         if self._is_rollout:
             self.rollout = self._build_rollout()
@@ -308,12 +307,12 @@ class CriticWorker(Worker):
         self.critic_module = build_fsdp_value_model(cfg.model, fsdp_config, mesh, self.device)
         self.critic_optimizer = build_optimizer(self.critic_module.parameters(), cfg.optim)
         self.critic_lr_scheduler = build_lr_scheduler(self.critic_optimizer, cfg.optim)
-        self._optimizer_offload = plan_device(self.device, fsdp_config=fsdp_config).optimizer_offload
+        plan = plan_device(self.device, fsdp_config=fsdp_config)
+        self._optimizer_offload = plan.optimizer_offload
         self.critic = DataParallelPPOCritic(cfg, self.critic_module, self.critic_optimizer)
         self.checkpoint_manager = FSDPCheckpointManager(
             self.critic_module, self.critic_optimizer, self.critic_lr_scheduler, self.tokenizer,
-            cfg.get("checkpoint", None) or {}, where="critic.checkpoint",
-            export_dtype=mixed_precision_policy(fsdp_config, self.device).param_dtype,
+            cfg.get("checkpoint", None) or {}, where="critic.checkpoint", export_dtype=plan.param_dtype,
         )
 
     @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)

@@ -6,6 +6,7 @@ folder built later from the shards), so both write identical files.
 from __future__ import annotations
 
 import copy
+
 import torch
 
 from verl.utils.fsdp_utils import drop_tied_output_embeddings
@@ -14,10 +15,12 @@ from verl.utils.fsdp_utils import drop_tied_output_embeddings
 def export_config(config, architecture: str, dtype: torch.dtype):
     """A copy of an HF ``config`` naming ``architecture`` (the class that loads the weights, e.g. a critic's
     ``Qwen2ForTokenClassification`` rather than the base checkpoint's ``Qwen2ForCausalLM``) and the ``dtype`` the
-    weights are written in. The caller's config is left untouched."""
+    weights are written in, with the KV cache on again (training turns it off; a served or evaluated model wants it).
+    The caller's config is left untouched."""
     config = copy.deepcopy(config)
     config.architectures = [architecture]
     config.dtype = dtype
+    config.use_cache = True
     return config
 
 

@@ -45,7 +45,9 @@ def test_hf_model_with_bf16_mixed_precision_exports_bf16(tiny_model_dir, tmp_pat
     exported = load_file(os.path.join(hf_dir, "model.safetensors"))
     assert {t.dtype for t in exported.values()} == {torch.bfloat16}  # not the fp32 master weights
     with open(os.path.join(hf_dir, "config.json")) as f:
-        assert json.load(f)["dtype"] == "bfloat16"
+        config = json.load(f)
+    assert config["dtype"] == "bfloat16"
+    assert config["use_cache"] is True  # training turned the KV cache off; the exported model generates with it
     # the merger, reading the fp32 shards, writes the very same tensors
     merged = load_file(os.path.join(merge_fsdp_checkpoint(actor, str(tmp_path / "merged")), "model.safetensors"))
     assert merged.keys() == exported.keys()
