@@ -52,6 +52,26 @@ def read_generation_request(prompts: DataProto, default_response_length: int) ->
     return eos, pad, int(meta.get("response_length", default_response_length))
 
 
+def resolve_sampling(config, meta_info: dict) -> dict:
+    """Sampling settings for one ``generate_sequences`` call, the same for every engine: meta_info ``do_sample`` /
+    ``temperature`` override the config; ``validate`` switches to ``val_kwargs``.
+
+    Returns {"do_sample", "temperature", "top_k" (-1: off), "top_p"}; greedy when do_sample is False or
+    temperature <= 0.
+    """
+    source = config.get("val_kwargs", None) if meta_info.get("validate", False) else None
+    source = source if source is not None else config
+    do_sample = bool(meta_info.get("do_sample", source.get("do_sample", True)))
+    temperature = float(meta_info.get("temperature", source.get("temperature", 1.0)))
+    top_k = int(source.get("top_k", -1) or -1)
+    return {
+        "do_sample": do_sample and temperature > 0,
+        "temperature": temperature,
+        "top_k": top_k if top_k > 0 else -1,
+        "top_p": float(source.get("top_p", 1.0) or 1.0),
+    }
+
+
 def assemble_rollout_output(prompts: DataProto, responses: torch.Tensor, response_mask: torch.Tensor,
                             start_time: float) -> DataProto:
     """The ``generate_sequences`` output (see ``BaseRollout``) from the prompts and the generated responses [B, R]

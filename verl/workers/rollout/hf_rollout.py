@@ -20,7 +20,7 @@ from torch import nn
 from verl.protocol import DataProto
 from verl.utils.fsdp_utils import compute_device, fsdp2_full_params, unwrapped_model_class
 
-from .base import BaseRollout, assemble_rollout_output, read_generation_request
+from .base import BaseRollout, assemble_rollout_output, read_generation_request, resolve_sampling
 from .kv_cache import decode_cache
 
 
@@ -166,25 +166,12 @@ class HFRollout(BaseRollout):
         self.module = module
         self.config = config
 
-    def _sampling_params(self, meta_info: dict) -> dict:
-        cfg = self.config
-        source = cfg.get("val_kwargs", None) if meta_info.get("validate", False) else None
-        source = source if source is not None else cfg
-        do_sample = bool(meta_info.get("do_sample", source.get("do_sample", True)))
-        temperature = float(meta_info.get("temperature", source.get("temperature", 1.0)))
-        return {
-            "do_sample": do_sample and temperature > 0,
-            "temperature": temperature,
-            "top_k": int(source.get("top_k", -1) or -1),
-            "top_p": float(source.get("top_p", 1.0) or 1.0),
-        }
-
     def generate_sequences(self, prompts: DataProto) -> DataProto:
         """See ``BaseRollout.generate_sequences``; metrics: ``timing_s/generate_sequences`` (seconds)."""
         start = time.perf_counter()
         meta = prompts.meta_info
         eos, pad, response_length = read_generation_request(prompts, self.config.response_length)
-        params = self._sampling_params(meta)
+        params = resolve_sampling(self.config, meta)
         micro = self.config.get("micro_batch_size", None) or len(prompts)
 
         idx = prompts.batch["input_ids"]

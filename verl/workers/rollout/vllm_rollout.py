@@ -26,7 +26,7 @@ import torch.distributed as dist
 from verl.protocol import DataProto
 from verl.utils.device_plan import plan_device
 
-from .base import BaseRollout, assemble_rollout_output, read_generation_request
+from .base import BaseRollout, assemble_rollout_output, read_generation_request, resolve_sampling
 
 logger = logging.getLogger(__name__)
 
@@ -57,26 +57,6 @@ def vllm_dtype(name: Any) -> str:
             f"actor_rollout_ref.rollout.dtype={name!r} is not a known dtype; use one of {sorted(_DTYPE_NAMES)}"
         )
     return _DTYPE_NAMES[key]
-
-
-def resolve_sampling(config, meta_info: dict) -> dict:
-    """Sampling settings for one ``generate_sequences`` call, with the same precedence as ``HFRollout``:
-    meta_info ``do_sample`` / ``temperature`` override the config; ``validate`` switches to ``val_kwargs``.
-
-    Returns {"do_sample", "temperature", "top_k" (-1: off), "top_p"}; greedy when do_sample is False or
-    temperature <= 0.
-    """
-    source = config.get("val_kwargs", None) if meta_info.get("validate", False) else None
-    source = source if source is not None else config
-    do_sample = bool(meta_info.get("do_sample", source.get("do_sample", True)))
-    temperature = float(meta_info.get("temperature", source.get("temperature", 1.0)))
-    top_k = int(source.get("top_k", -1) or -1)
-    return {
-        "do_sample": do_sample and temperature > 0,
-        "temperature": temperature,
-        "top_k": top_k if top_k > 0 else -1,
-        "top_p": float(source.get("top_p", 1.0) or 1.0),
-    }
 
 
 def unpad_prompts(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[list[int]]:

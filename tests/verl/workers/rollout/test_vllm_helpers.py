@@ -6,7 +6,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from verl.workers.rollout.vllm_rollout import pad_responses, resolve_sampling, unpad_prompts, vllm_dtype
+from verl.workers.rollout.base import resolve_sampling
+from verl.workers.rollout.vllm_rollout import pad_responses, unpad_prompts, vllm_dtype
 from verl.workers.rollout.vllm_weight_sync import hf_param_name, iter_full_weights
 
 PAD, EOS = 0, 9
