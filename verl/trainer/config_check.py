@@ -392,6 +392,7 @@ def config_errors(config: DictConfig) -> list[str]:
 
     from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
     from verl.workers.reward_manager import list_reward_managers
+    from verl.workers.reward_manager.overlong import OverlongBuffer
 
     errors: list[str] = []
     data, arr, alg, t = config.data, config.actor_rollout_ref, config.algorithm, config.trainer
@@ -461,6 +462,10 @@ def config_errors(config: DictConfig) -> list[str]:
         errors.append("reward_model.enable=True: a model-based reward is not supported here; "
                       "use custom_reward_function.path or reward_model.data_source_scorers")
     _check_choice(errors, "reward_model.reward_manager", config.reward_model.reward_manager, list_reward_managers())
+    try:  # the reward managers build it from the same keys; here every problem is reported before any worker starts
+        OverlongBuffer.from_config(config.reward_model.overlong_buffer, data.max_response_length)
+    except (TypeError, ValueError) as e:
+        errors.append(str(e))
     errors.extend(unimplemented_value_errors(config))
     path = config.custom_reward_function.path
     if path and str(path).endswith(".py") and not os.path.isfile(os.path.expanduser(str(path))):
@@ -526,6 +531,10 @@ def warn_odd_choices(config: DictConfig) -> None:
     if alg.use_kl_in_reward and actor.use_kl_loss:
         logger.warning("algorithm.use_kl_in_reward=True and actor_rollout_ref.actor.use_kl_loss=True: "
                        "the KL is penalised twice.")
+    overlong = config.reward_model.overlong_buffer
+    if overlong.enable and float(overlong.penalty_factor) == 0:
+        logger.warning("reward_model.overlong_buffer.enable=True with penalty_factor=0: no penalty is applied "
+                       "(DAPO's scripts use 1.0).")
     val = config.actor_rollout_ref.rollout.val_kwargs
     if int(val.n) > 1 and not val.do_sample:
         logger.warning("actor_rollout_ref.rollout.val_kwargs.n=%s with do_sample=False: the samples are identical.",

@@ -249,3 +249,22 @@ def test_reference_computes_in_the_actors_mixed_precision_unless_told_otherwise(
     cfg = load_config(GOOD + ["actor_rollout_ref.ref.fsdp_config.mixed_precision={param_dtype: fp32}"])
     assert cfg.actor_rollout_ref.ref.fsdp_config.mixed_precision == {"param_dtype": "fp32"}
     assert cfg.actor_rollout_ref.actor.fsdp_config.mixed_precision is None
+
+
+def test_overlong_buffer_len_must_lie_inside_the_response_length_when_enabled():
+    on = ["reward_model.overlong_buffer.enable=True", "reward_model.overlong_buffer.penalty_factor=1.0",
+          "data.max_response_length=512"]
+    assert "reward_model.overlong_buffer.len=0 must be > 0" in _errors(on)  # the default len with enable
+    assert ("reward_model.overlong_buffer.len=512 must be > 0 and < data.max_response_length=512"
+            in _errors(on + ["reward_model.overlong_buffer.len=512"]))
+    assert "overlong_buffer.penalty_factor=-1.0 must be >= 0" in _errors(
+        on + ["reward_model.overlong_buffer.len=128", "reward_model.overlong_buffer.penalty_factor=-1"])
+    validate_config(load_config(GOOD + on + ["reward_model.overlong_buffer.len=128"]))
+    validate_config(load_config(GOOD + ["reward_model.overlong_buffer.len=0"]))  # disabled: not checked
+
+
+def test_overlong_buffer_without_a_penalty_factor_warns(caplog):
+    with caplog.at_level("WARNING", logger="verl.trainer.config_check"):
+        validate_config(load_config(GOOD + ["reward_model.overlong_buffer.enable=True",
+                                            "reward_model.overlong_buffer.len=128"]))
+    assert "overlong_buffer.enable=True with penalty_factor=0" in caplog.text

@@ -68,6 +68,8 @@ def load_reward_manager(config: DictConfig, tokenizer, num_examine: int, **rewar
     """The reward manager named by ``reward_model.reward_manager`` around the configured scorer.
 
     The scorer is ``custom_reward_function`` if set, else the data_source registry (``build_scorer_registry``).
+    ``reward_model.overlong_buffer`` (DAPO's overlong penalty) applies to training and validation scores alike, as
+    in verl's DAPO recipe.
     """
     manager_name = config.reward_model.get("reward_manager", "naive")
     manager_cls = get_reward_manager_cls(manager_name)
@@ -77,7 +79,9 @@ def load_reward_manager(config: DictConfig, tokenizer, num_examine: int, **rewar
         compute_score = (registry.score_batch_by_data_source if manager_name == "batch"
                          else registry.score_by_data_source)
     return manager_cls(tokenizer=tokenizer, num_examine=num_examine, compute_score=compute_score,
-                       reward_fn_key=config.data.get("reward_fn_key", "data_source"), **reward_kwargs)
+                       reward_fn_key=config.data.get("reward_fn_key", "data_source"),
+                       max_resp_len=config.data.get("max_response_length"),
+                       overlong_buffer_cfg=config.reward_model.get("overlong_buffer"), **reward_kwargs)
 
 
 def compute_reward(data: DataProto, reward_fn) -> tuple[torch.Tensor, dict[str, list]]:

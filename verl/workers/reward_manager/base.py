@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from verl.protocol import DataProto
+from verl.workers.reward_manager.overlong import OverlongBuffer
 
 
 class RewardFunctionError(RuntimeError):
@@ -129,16 +130,20 @@ class FunctionRewardManager:
         num_examine: decoded samples to print per data_source and call.
         compute_score: the scoring function; extra keyword arguments come from ``**reward_kwargs``.
         reward_fn_key: the non-tensor column holding the data_source.
+        max_resp_len, overlong_buffer_cfg: data.max_response_length and reward_model.overlong_buffer (verl's DAPO
+            reward manager's arguments); when enabled, DAPO's overlong penalty is added to each score
+            (see ``overlong.OverlongBuffer``).
     """
 
     def __init__(self, tokenizer, num_examine: int, compute_score: Callable, reward_fn_key: str = "data_source",
-                 **reward_kwargs):
+                 max_resp_len: int | None = None, overlong_buffer_cfg=None, **reward_kwargs):
         if compute_score is None:
             raise ValueError(f"{type(self).__name__} needs a compute_score function")
         self.tokenizer = tokenizer
         self.compute_score = compute_score
         self.reward_fn_key = reward_fn_key
         self.reward_kwargs = reward_kwargs
+        self.overlong = OverlongBuffer.from_config(overlong_buffer_cfg, max_resp_len)
         self.examine = ExaminePrinter(tokenizer, num_examine)
 
     @property
@@ -159,5 +164,16 @@ class FunctionRewardManager:
         sources, truths, extras = row_fields(data, self.reward_fn_key)
         results = self._score(sources, solutions, truths, extras)
         reward, extra_info = assemble(data, results, lengths, sources)
+        if self.overlong is not None:
+            self._add_overlong_penalty(reward, extra_info, lengths)
         self.examine(data, sources, solutions, truths, results)
         return output(reward, extra_info, return_dict)
+
+    def _add_overlong_penalty(self, reward: torch.Tensor, extra_info: dict, lengths: torch.Tensor) -> None:
+        """Add DAPO's overlong penalty [B] to the score on each response's last valid token, in place."""
+        lengths = lengths.to(reward.device)
+        penalty = self.overlong.penalty(lengths)
+        reward[torch.arange(len(lengths), device=reward.device), (lengths - 1).clamp(min=0)] += penalty
+        if self.overlong.log:
+            extra_info["overlong_reward"] = penalty.tolist()
+            extra_info["overlong"] = (penalty < 0).tolist()

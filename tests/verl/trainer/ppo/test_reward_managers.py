@@ -122,3 +122,55 @@ def test_registry_by_data_source_pattern_groups_batch_calls(tokenizer):
     assert reward.sum(-1).tolist() == [1.0, 0.0] and extra["hit"] == [1.0, 0.0]
     with pytest.raises(RewardFunctionError, match="sample 0 .*no reward function for data_source='other'"):
         manager(make_batch(tokenizer, ["red"], ["red"], sources=["other"]))
+
+
+OVERLONG = {"enable": True, "len": 4, "penalty_factor": 0.5, "log": True}
+
+
+@pytest.mark.parametrize("kind", ["naive", "batch"])
+def test_overlong_penalty_ramps_over_the_buffer(tokenizer, kind):
+    """DAPO's overlong penalty, max_resp_len 6, buffer 4 (expected length 2), factor 0.5: lengths 2, 4, 6 (EOS
+    included; the last is cut at 6 tokens) lose 0, 2/4*0.5 and 4/4*0.5 on the token that carries the score."""
+    batch = make_batch(tokenizer, ["red", "red red red", "red red red red red red"], ["red"] * 3)
+    assert batch.batch["response_mask"].sum(-1).tolist() == [2, 4, 6]
+    if kind == "naive":
+        manager = NaiveRewardManager(tokenizer, 0, count_word, max_resp_len=RESPONSE_LEN, overlong_buffer_cfg=OVERLONG)
+    else:
+        def count_batch(data_sources, solution_strs, ground_truths, extra_infos):
+            return [count_word(d, s, g) for d, s, g in zip(data_sources, solution_strs, ground_truths)]
+
+        manager = BatchRewardManager(tokenizer, 0, count_batch, max_resp_len=RESPONSE_LEN, overlong_buffer_cfg=OVERLONG)
+    out = manager(batch, return_dict=True)
+    reward = out["reward_tensor"]
+    assert reward.sum(-1).tolist() == [1.0, 2.75, 5.5]
+    assert reward[1, 3] == 2.75 and reward[2, 5] == 5.5  # on the last valid token, with the score
+    assert out["reward_extra_info"]["overlong_reward"] == [0.0, -0.25, -0.5]
+    assert out["reward_extra_info"]["overlong"] == [False, True, True]
+
+
+def test_overlong_penalty_from_config_and_without_log(tokenizer):
+    """load_reward_manager reads reward_model.overlong_buffer and data.max_response_length; log=False applies the
+    penalty without the extras; enable=False leaves scores alone."""
+    batch = make_batch(tokenizer, ["red", "red red red red red red"], ["red"] * 2)
+    cfg = _config(data={"max_response_length": RESPONSE_LEN},
+                  reward_model={"overlong_buffer": {**OVERLONG, "len": 2, "penalty_factor": 1.0, "log": False}})
+    cfg.custom_reward_function.path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                   "trainer_testlib.py")
+    cfg.custom_reward_function.name = "toy_compute_score"
+    reward, extra = compute_reward(batch, load_reward_manager(cfg, tokenizer, 0))
+    assert reward.sum(-1).tolist() == [1.0, 0.0] and extra == {}  # 6 tokens: 2 past expected 4, -2/2 * 1.0
+    cfg.reward_model.overlong_buffer.enable = False
+    reward, _ = compute_reward(batch, load_reward_manager(cfg, tokenizer, 0))
+    assert reward.sum(-1).tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("section, match", [
+    ({"enable": True, "len": 6, "penalty_factor": 1.0}, r"overlong_buffer.len=6 must be > 0 and < "
+                                                         r"data.max_response_length=6"),
+    ({"enable": True, "len": 0, "penalty_factor": 1.0}, r"overlong_buffer.len=0 must be > 0"),
+    ({"enable": True, "len": 2, "penalty_factor": -1.0}, r"overlong_buffer.penalty_factor=-1.0 must be >= 0"),
+    ({"enable": True, "len": 2.5, "penalty_factor": 1.0}, r"overlong_buffer.len=2.5 must be an integer"),
+])
+def test_overlong_buffer_bad_values_are_named(tokenizer, section, match):
+    with pytest.raises(ValueError, match=match):
+        NaiveRewardManager(tokenizer, 0, count_word, max_resp_len=RESPONSE_LEN, overlong_buffer_cfg=section)
