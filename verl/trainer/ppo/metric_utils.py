@@ -78,7 +78,9 @@ def compute_data_metrics(batch: DataProto, use_critic: bool = True) -> dict[str,
     """Scores, rewards, advantages, returns, values and lengths of a finished step's batch.
 
     Needs batch keys token_level_scores, token_level_rewards, advantages, returns [B, R], responses [B, R],
-    attention_mask [B, P+R], response_mask [B, R]; values [B, R] when ``use_critic``.
+    attention_mask [B, P+R], response_mask [B, R]; values [B, R] when ``use_critic``; with a non-tensor ``uid``
+    also the zero-spread group fraction (``compute_group_metrics``). ``response_length/clip_ratio`` is the fraction
+    of responses as long as R (rollouts pad to data.max_response_length): cut off, or ending exactly there.
     """
     b = batch.batch
     response_len = b["responses"].shape[-1]
@@ -148,7 +150,8 @@ def compute_reward_extra_metrics(extra_info: dict[str, list], prefix: str = "rew
                                  categorical_keys: Sequence[str] = ("reason",)) -> dict[str, float]:
     """Metrics from the extra keys a scorer returns (each a list of B values).
 
-    Numbers -> ``<prefix>/<key>/mean``. Strings become counts ``<prefix>/<key>/<value>`` only for the keys in
+    Numbers (and bools) -> ``<prefix>/<key>/mean``. Strings become fractions ``<prefix>/<key>/<value>`` (of the
+    samples that report the key, so a key's values sum to 1 whatever the batch size) only for the keys in
     ``categorical_keys`` (e.g. a failure reason); other text (a generated query, say) is per-sample data, not a
     metric: turning it into keys would add one tracker series per distinct string."""
     metrics: dict[str, float] = {}
@@ -159,8 +162,27 @@ def compute_reward_extra_metrics(extra_info: dict[str, list], prefix: str = "rew
             metrics[f"{prefix}/{key}/mean"] = float(np.mean(numbers_))
         elif key in categorical_keys:
             for value, count in Counter(str(v) for v in present).items():
-                metrics[f"{prefix}/{key}/{value}"] = float(count)
+                metrics[f"{prefix}/{key}/{value}"] = count / len(present)
     return metrics
+
+
+def compute_group_metrics(scores: torch.Tensor, uids: Sequence) -> dict[str, float]:
+    """``critic/score/zero_spread_group_frac``: the fraction of prompts (groups of samples sharing a uid, two or
+    more) whose samples all scored the same, which gives GRPO no signal (DAPO's dynamic sampling drops them).
+
+    scores: [B] each sample's score; uids: B group labels. Empty when no group has two samples (e.g. rollout.n=1).
+    On the batch trained on, so 0 by construction under algorithm.filter_groups (its train/num_dropped_groups
+    counts the groups it dropped).
+    """
+    if len(uids) != len(scores):
+        raise ValueError(f"{len(uids)} uids for {len(scores)} scores")
+    groups: dict = defaultdict(list)
+    for uid, score in zip(uids, scores.tolist()):
+        groups[uid].append(score)
+    sized = [g for g in groups.values() if len(g) > 1]
+    if not sized:
+        return {}
+    return {"critic/score/zero_spread_group_frac": sum(max(g) == min(g) for g in sized) / len(sized)}
 
 
 def process_validation_metrics(data_sources: list[str], scores: list[float],

@@ -1,9 +1,10 @@
 """verl/trainer/ppo/metric_utils.py and seqlen_balancing.py on a hand-made batch."""
+import numpy as np
 import pytest
 import torch
 
 from verl.protocol import DataProto
-from verl.trainer.ppo.metric_utils import (compute_data_metrics, compute_reward_extra_metrics,
+from verl.trainer.ppo.metric_utils import (compute_data_metrics, compute_group_metrics, compute_reward_extra_metrics,
                                            compute_throughout_metrics, compute_timing_metrics, pop_worker_metrics,
                                            process_validation_metrics, reduce_metrics)
 from verl.trainer.ppo.seqlen_balancing import balance_order, balanced_partitions
@@ -30,6 +31,30 @@ def test_data_metrics_use_verl_names_and_mask_padding():
     assert m["response_length/mean"] == 2.0 and m["response_length/clip_ratio"] == 0.5
     assert m["prompt_length/max"] == 2 and m["prompt_length/min"] == 1
     assert "critic/vf_explained_var" in m and m["critic/values/max"] == 0.5
+
+
+def test_reason_fractions_do_not_depend_on_the_batch_size():
+    """The same mix of reasons in a batch twice as large gives the same values (fractions of the samples that
+    report a reason; rows without one, e.g. from another data_source, are left out)."""
+    small = compute_reward_extra_metrics({"reason": ["hit", "miss", "miss", "bad_json"]})
+    large = compute_reward_extra_metrics({"reason": ["hit", "miss", "miss", "bad_json"] * 2 + [None]})
+    assert small == large == {"reward/reason/hit": 0.25, "reward/reason/miss": 0.5, "reward/reason/bad_json": 0.25}
+    assert compute_reward_extra_metrics({"overlong": [True, False, False, False]}) == {"reward/overlong/mean": 0.25}
+
+
+def test_zero_spread_groups_are_the_prompts_whose_samples_all_scored_the_same():
+    # groups a (all 0), b (0 and 1), c (all 0.5), d (a single sample: not a group that can have a spread)
+    scores = torch.tensor([0.0, 0.0, 0.0, 1.0, 0.5, 0.5, 0.5, 7.0])
+    uids = ["a", "a", "b", "b", "c", "c", "c", "d"]
+    assert compute_group_metrics(scores, uids) == {"critic/score/zero_spread_group_frac": pytest.approx(2 / 3)}
+    assert compute_group_metrics(torch.tensor([0.0, 1.0]), ["a", "b"]) == {}  # rollout.n = 1: no groups
+    with pytest.raises(ValueError, match="3 uids for 2 scores"):
+        compute_group_metrics(torch.tensor([0.0, 1.0]), ["a", "a", "b"])
+    batch = finished_batch()  # the two samples score 1.0 and 0.5
+    batch.non_tensor_batch["uid"] = np.array(["p", "p"], dtype=object)
+    assert compute_data_metrics(batch)["critic/score/zero_spread_group_frac"] == 0.0
+    batch.batch["token_level_scores"] = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    assert compute_data_metrics(batch)["critic/score/zero_spread_group_frac"] == 1.0
 
 
 def test_timing_and_throughput():
@@ -59,10 +84,11 @@ def test_reduce_extra_and_validation_metrics():
     assert reduce_metrics({"actor/pg_loss": [1.0, 3.0], "actor/lr": 0.1}) == {"actor/pg_loss": 2.0, "actor/lr": 0.1}
     extra = compute_reward_extra_metrics({"ndcg": [0.5, 1.0, None], "reason": ["ok", "bad_json", "ok"],
                                           "query": ["red shoes", "blue hat", "red shoes"]})
-    # free text (the query) is per-sample data, not one metric series per distinct string
-    assert extra == {"reward/ndcg/mean": 0.75, "reward/reason/ok": 2.0, "reward/reason/bad_json": 1.0}
+    # free text (the query) is per-sample data, not one metric series per distinct string; reasons are fractions
+    assert extra == {"reward/ndcg/mean": 0.75, "reward/reason/ok": pytest.approx(2 / 3),
+                     "reward/reason/bad_json": pytest.approx(1 / 3)}
     assert compute_reward_extra_metrics({"query": ["a", "b"]}, categorical_keys=("query",)) == {
-        "reward/query/a": 1.0, "reward/query/b": 1.0}
+        "reward/query/a": 0.5, "reward/query/b": 0.5}
     val = process_validation_metrics(["a", "b", "a"], [1.0, 0.0, 0.0], {"ndcg": [1.0, 0.2, 0.0]})
     assert val == {"val-core/a/reward/mean": 0.5, "val-aux/a/ndcg/mean": 0.5,
                    "val-core/b/reward/mean": 0.0, "val-aux/b/ndcg/mean": 0.2}
