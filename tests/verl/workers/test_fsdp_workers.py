@@ -121,7 +121,7 @@ def test_update_actor_metrics_and_exact_checkpoint_round_trip(rollout_batch, tmp
     batch = _scored(wg, batch)
     worker = wg._workers[0]
     first = wg.update_actor(batch).meta_info["metrics"]
-    for key in ("actor/pg_loss", "actor/pg_clipfrac", "actor/ppo_kl", "actor/entropy", "actor/kl_loss", "actor/grad_norm", "actor/lr"):
+    for key in ("actor/pg_loss", "actor/pg_clipfrac", "actor/ppo_kl", "actor/entropy_loss", "actor/kl_loss", "actor/grad_norm", "actor/lr"):
         assert key in first, key
     assert first["actor/lr"] == [1e-3] or first["actor/lr"] == 1e-3
 

@@ -115,7 +115,7 @@ def test_hsdp_update_equals_flat_fsdp(hsdp_results):
     for r in results:
         for name, value in r["flat"].items():
             torch.testing.assert_close(r["hsdp"][name], value, atol=1e-6, rtol=0, msg=name)
-        for key in ("actor/pg_loss", "actor/kl_loss", "actor/entropy", "actor/grad_norm"):
+        for key in ("actor/pg_loss", "actor/kl_loss", "actor/entropy_loss", "actor/grad_norm"):
             assert r["hsdp_metrics"][key] == pytest.approx(r["flat_metrics"][key], rel=1e-5, abs=1e-6), key
     # the update moved every weight, so the equality above is not that of untouched copies
     assert all(not torch.equal(results[0]["hsdp"][n], v) for n, v in results[0]["initial"].items())

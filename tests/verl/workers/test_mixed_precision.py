@@ -140,7 +140,7 @@ def test_bf16_mixed_precision_computes_in_bf16_close_to_fp32(ranks):
 def test_bf16_steps_are_finite_change_every_parameter_and_keep_fp32_master_weights(ranks):
     for rank in ranks:
         for step in (rank["runs"]["bf16_ckpt"], rank["second"]):
-            for key in ("actor/pg_loss", "actor/grad_norm", "actor/entropy", "actor/kl_loss"):
+            for key in ("actor/pg_loss", "actor/grad_norm", "actor/entropy_loss", "actor/kl_loss"):
                 assert all(torch.isfinite(torch.tensor(step["metrics"][key]))), key
             for key in ("old_log_probs", "ref_log_prob"):
                 assert torch.isfinite(_valid(step, key)).all(), key

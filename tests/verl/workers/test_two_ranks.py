@@ -107,7 +107,7 @@ def test_two_ranks_update_equals_one_rank(two_rank_results, one_rank_result):
         for name, value in single[part].items():
             torch.testing.assert_close(rank0[part][name], value, atol=1e-5, rtol=0, msg=f"{part}: {name}")
             assert torch.equal(rank0[part][name], rank1[part][name])
-    for key in ("actor/pg_loss", "actor/pg_clipfrac", "actor/kl_loss", "actor/entropy", "actor/grad_norm"):
+    for key in ("actor/pg_loss", "actor/pg_clipfrac", "actor/kl_loss", "actor/entropy_loss", "actor/grad_norm"):
         assert rank0["actor_metrics"][key][0] == pytest.approx(single["actor_metrics"][key][0], abs=1e-5), key
     for key in ("critic/vf_loss", "critic/vpred_mean", "critic/grad_norm"):
         assert rank0["critic_metrics"][key][0] == pytest.approx(single["critic_metrics"][key][0], abs=1e-5), key

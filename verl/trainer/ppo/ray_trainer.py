@@ -258,7 +258,7 @@ class RayPPOTrainer:
             with timer("update_critic", timing_raw):
                 out = self.critic_wg.update_critic(batch)
             metrics.update(pop_worker_metrics(out))
-        if int(cfg.trainer.critic_warmup) < self.global_steps:
+        if int(cfg.trainer.critic_warmup) <= self.global_steps:  # verl's rule (steps count from 1)
             with timer("update_actor", timing_raw):
                 batch.meta_info["multi_turn"] = False
                 out = self.actor_rollout_wg.update_actor(batch)

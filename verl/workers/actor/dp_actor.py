@@ -146,10 +146,12 @@ class DataParallelPPOActor(BasePPOActor):
         the batch is one mini-batch); the old policy then IS the current one, so the update's own log-probs,
         detached, stand for the old ones (ratio 1, the same gradient as with a separate old-log-prob pass).
 
-        Returns metrics {actor/pg_loss, actor/pg_clipfrac, actor/pg_clipfrac_lower, actor/ppo_kl, actor/entropy,
+        Returns metrics {actor/pg_loss, actor/pg_clipfrac, actor/pg_clipfrac_lower, actor/ppo_kl, actor/entropy_loss,
         actor/kl_loss, actor/kl_coef, actor/grad_norm: one value per mini-batch}; each loss value is the exact
-        mini-batch value (token-weighted over micro-batches and ranks). The entropy carries gradients only when
-        entropy_coeff != 0; otherwise it is a metric computed in the same pass as the log-probs.
+        mini-batch value (token-weighted over micro-batches and ranks). actor/entropy_loss (verl <= 0.3's name) is the
+        entropy as the loss aggregates it, during the update; it carries gradients only when entropy_coeff != 0. The
+        rollout policy's entropy, actor/entropy, is the old-log-prob pass's (the trainer logs it); only the on-policy
+        shortcut, whose single forward IS that pass, reports actor/entropy here (token mean).
         """
         cfg = self.config
         if self.actor_optimizer is None:
@@ -211,7 +213,7 @@ class DataParallelPPOActor(BasePPOActor):
                 policy_loss = policy_loss + kl_loss_coef * kl_loss
             policy_loss.backward()
             world, share = weights.dp_size, weights.token_share
-            return [
+            stats = [
                 pg_loss.item() / world,
                 pg_clipfrac.item() * share,
                 pg_clipfrac_lower.item() * share,
@@ -219,10 +221,14 @@ class DataParallelPPOActor(BasePPOActor):
                 entropy_loss.item() / world,
                 kl_loss.item() / world,
             ]
+            if on_policy:
+                stats.append((entropy.detach() * response_mask).sum().item() / max(weights.global_tokens, 1.0))
+            return stats
 
         metrics = run_mini_batch_updates(
             data, cfg, micro_step, self.actor_optimizer, self._optimizer_step,
-            ("pg_loss", "pg_clipfrac", "pg_clipfrac_lower", "ppo_kl", "entropy", "kl_loss"), "actor",
+            ("pg_loss", "pg_clipfrac", "pg_clipfrac_lower", "ppo_kl", "entropy_loss", "kl_loss")
+            + (("entropy",) if on_policy else ()), "actor",
             self.device, self.dp_group,
         )
         metrics["actor/kl_coef"] = [kl_loss_coef if use_kl_loss else 0.0] * len(metrics["actor/grad_norm"])

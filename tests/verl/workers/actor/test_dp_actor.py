@@ -46,7 +46,7 @@ def test_update_changes_every_parameter_and_reports_verl_metrics(cpu_group, tiny
     after = full_params(actor.actor_module)
     unchanged = [name for name in before if torch.equal(before[name], after[name])]
     assert not unchanged, f"parameters not updated: {unchanged}"
-    for key in ("pg_loss", "pg_clipfrac", "pg_clipfrac_lower", "ppo_kl", "entropy", "kl_loss", "kl_coef", "grad_norm"):
+    for key in ("pg_loss", "pg_clipfrac", "pg_clipfrac_lower", "ppo_kl", "entropy_loss", "kl_loss", "kl_coef", "grad_norm"):
         values = metrics[f"actor/{key}"]
         assert len(values) == 1 and math.isfinite(values[0]), (key, values)
     assert metrics["actor/kl_loss"][0] > 0 and metrics["actor/kl_coef"][0] == pytest.approx(0.1)
@@ -78,7 +78,7 @@ def test_one_update_does_not_depend_on_micro_batching(cpu_group, tiny_model_dir,
     assert 0 < ref_metrics["actor/pg_clipfrac"][0] < 1  # the clipped branch is exercised
     for name in ref_params:
         torch.testing.assert_close(params[name], ref_params[name], atol=1e-5, rtol=0, msg=name)
-    for key in ("actor/pg_loss", "actor/entropy", "actor/kl_loss", "actor/pg_clipfrac", "actor/grad_norm"):
+    for key in ("actor/pg_loss", "actor/entropy_loss", "actor/kl_loss", "actor/pg_clipfrac", "actor/grad_norm"):
         assert metrics[key][0] == pytest.approx(ref_metrics[key][0], abs=1e-5), key
 
 
@@ -139,9 +139,13 @@ def test_on_policy_update_without_old_log_probs_equals_the_explicit_pass(cpu_gro
     (explicit_metrics, explicit_params), (shortcut_metrics, shortcut_params) = results
     for name in explicit_params:
         torch.testing.assert_close(shortcut_params[name], explicit_params[name], atol=1e-6, rtol=0, msg=name)
-    for key in ("actor/pg_loss", "actor/entropy", "actor/kl_loss", "actor/grad_norm"):
+    for key in ("actor/pg_loss", "actor/entropy_loss", "actor/kl_loss", "actor/grad_norm"):
         assert shortcut_metrics[key][0] == pytest.approx(explicit_metrics[key][0], abs=1e-6), key
-    assert shortcut_metrics["actor/kl_loss"][0] > 0.1 and shortcut_metrics["actor/entropy"][0] > 0.1
+    assert shortcut_metrics["actor/kl_loss"][0] > 0.1 and shortcut_metrics["actor/entropy_loss"][0] > 0.1
+    # the shortcut's forward is the old-log-prob pass, so it reports the rollout policy's entropy (token mean: the
+    # same as entropy_loss under token-mean); with a separate pass the trainer logs that pass's instead
+    assert shortcut_metrics["actor/entropy"][0] == pytest.approx(explicit_metrics["actor/entropy_loss"][0], abs=1e-6)
+    assert "actor/entropy" not in explicit_metrics
     assert shortcut_metrics["actor/pg_clipfrac"][0] == 0 and shortcut_metrics["actor/ppo_kl"][0] == 0
 
 
