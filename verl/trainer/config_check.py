@@ -308,6 +308,47 @@ def _check_mini_micro(errors: list[str], section: DictConfig, name: str, train_b
                       f"rollout.n={n} / {ws} ranks = {mini_per_rank} samples")
 
 
+def _positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def filter_groups_errors(config: DictConfig) -> list[str]:
+    """``algorithm.filter_groups`` (DAPO's dynamic sampling) and ``data.gen_batch_size``: the values, and the
+    combinations that cannot work (one sample per prompt, a round limit that can never fill a batch, ...)."""
+    from verl.trainer.ppo.filter_groups import ON_EXHAUSTED
+
+    fg, data, errors = config.algorithm.filter_groups, config.data, []
+    train_bs, gen_bs = data.train_batch_size, data.get("gen_batch_size", data.train_batch_size)
+    if not isinstance(fg.enable, bool):
+        errors.append(f"algorithm.filter_groups.enable={fg.enable!r} must be True or False")
+    if not _positive_int(gen_bs):
+        errors.append(f"data.gen_batch_size={gen_bs!r} must be a positive number of prompts")
+    if fg.enable is not True:
+        if _positive_int(gen_bs) and gen_bs != train_bs:
+            errors.append(f"data.gen_batch_size={gen_bs} differs from data.train_batch_size={train_bs}: only dynamic "
+                          f"sampling (algorithm.filter_groups.enable=True) generates for other than the trained prompts")
+        return errors
+    n = int(config.actor_rollout_ref.rollout.n)
+    if n < 2:
+        errors.append(f"algorithm.filter_groups.enable=True compares the samples of each prompt: it needs "
+                      f"actor_rollout_ref.rollout.n > 1 (got n={n})")
+    if not isinstance(fg.metric, str) or not fg.metric.strip():
+        errors.append(f"algorithm.filter_groups.metric={fg.metric!r}: name the metric whose spread keeps a group "
+                      f"(seq_reward, seq_final_reward, score, or a numeric key the scorer returns such as acc)")
+    elif fg.metric == "seq_final_reward" and config.algorithm.use_kl_in_reward:
+        errors.append("algorithm.filter_groups.metric=seq_final_reward with algorithm.use_kl_in_reward=True: the KL "
+                      "penalty is added to the reward after the groups are filtered here; filter on seq_reward "
+                      "(the scores) or turn off use_kl_in_reward")
+    limit = fg.max_num_gen_batches
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        errors.append(f"algorithm.filter_groups.max_num_gen_batches={limit!r} must be an integer (<= 0: no limit)")
+    elif limit > 0 and _positive_int(gen_bs) and _positive_int(train_bs) and limit * gen_bs < train_bs:
+        errors.append(f"algorithm.filter_groups.max_num_gen_batches={limit} rounds x data.gen_batch_size={gen_bs} "
+                      f"prompts can never fill data.train_batch_size={train_bs} groups")
+    _check_choice(errors, "algorithm.filter_groups.on_exhausted", fg.get("on_exhausted", "error"), ON_EXHAUSTED)
+    return errors
+
+
 def _check_choice(errors: list[str], key: str, value, choices) -> None:
     if value not in choices:
         errors.append(f"{key}={value!r} is not one of {', '.join(map(str, choices))}")
@@ -457,6 +498,7 @@ def config_errors(config: DictConfig) -> list[str]:
         if need_reference_policy(config) and not arr.ref.log_prob_use_dynamic_bsz:
             _one_of(errors, arr.ref, "actor_rollout_ref.ref", "log_prob_micro_batch_size",
                     "log_prob_micro_batch_size_per_gpu")
+    errors.extend(filter_groups_errors(config))
 
     if config.reward_model.enable:
         errors.append("reward_model.enable=True: a model-based reward is not supported here; "

@@ -268,3 +268,37 @@ def test_overlong_buffer_without_a_penalty_factor_warns(caplog):
         validate_config(load_config(GOOD + ["reward_model.overlong_buffer.enable=True",
                                             "reward_model.overlong_buffer.len=128"]))
     assert "overlong_buffer.enable=True with penalty_factor=0" in caplog.text
+
+FILTER = ["algorithm.filter_groups.enable=True", "algorithm.filter_groups.metric=acc", "data.gen_batch_size=8"]
+
+
+def test_dynamic_sampling_with_verls_keys_validates():
+    cfg = validate_config(load_config(GOOD + FILTER + ["algorithm.filter_groups.max_num_gen_batches=10"]))
+    assert cfg.algorithm.filter_groups.on_exhausted == "error"  # verl's behaviour at the limit
+    assert load_config(GOOD).data.gen_batch_size == 4  # default: data.train_batch_size
+
+
+def test_dynamic_sampling_needs_several_samples_and_a_metric():
+    msg = _errors(FILTER + ["actor_rollout_ref.rollout.n=1", "algorithm.adv_estimator=reinforce_plus_plus",
+                            "actor_rollout_ref.actor.ppo_mini_batch_size=2", "algorithm.filter_groups.metric=null"])
+    assert "algorithm.filter_groups.enable=True compares the samples" in msg and "rollout.n > 1 (got n=1)" in msg
+    assert "algorithm.filter_groups.metric=None" in msg
+
+
+def test_gen_batch_size_is_only_for_dynamic_sampling():
+    msg = _errors(["data.gen_batch_size=8"])
+    assert "data.gen_batch_size=8 differs from data.train_batch_size=4" in msg
+    assert "data.gen_batch_size=0 must be a positive" in _errors(FILTER + ["data.gen_batch_size=0"])
+
+
+def test_a_round_limit_that_can_never_fill_the_batch():
+    msg = _errors(FILTER + ["data.gen_batch_size=1", "algorithm.filter_groups.max_num_gen_batches=3"])
+    assert "max_num_gen_batches=3 rounds x data.gen_batch_size=1 prompts can never fill data.train_batch_size=4" in msg
+
+
+def test_filter_groups_values_are_named():
+    msg = _errors(FILTER + ["algorithm.filter_groups.on_exhausted=skip", "algorithm.filter_groups.max_num_gen_batches=x"])
+    assert "algorithm.filter_groups.on_exhausted='skip' is not one of error, train" in msg
+    assert "algorithm.filter_groups.max_num_gen_batches='x' must be an integer" in msg
+    msg = _errors(FILTER + ["algorithm.filter_groups.metric=seq_final_reward", "algorithm.use_kl_in_reward=True"])
+    assert "metric=seq_final_reward with algorithm.use_kl_in_reward=True" in msg

@@ -39,22 +39,35 @@ def repeat_compute_score(data_source, solution_str, ground_truth, extra_info=Non
     return 0.5 * min(len(words), 8) / 8 + 0.5 * min(max(words.count(w) for w in set(words)), 8) / 8
 
 
+IMPOSSIBLE = "impossible"
+
+
+def half_impossible_score(data_source, solution_str, ground_truth, extra_info=None, crash_after_samples=None):
+    """``repeat_compute_score``, except that a prompt whose ground truth is IMPOSSIBLE scores 0 whatever the answer:
+    its group never has a spread (the dynamic-sampling tests; see write_toy_parquet's impossible_every)."""
+    score = repeat_compute_score(data_source, solution_str, ground_truth, extra_info, crash_after_samples)
+    return 0.0 if ground_truth == IMPOSSIBLE else score
+
+
 def toy_compute_score_batch(data_sources, solution_strs, ground_truths, extra_infos, **kwargs):
     """The batch signature, with a dict result (score + extras) per sample."""
     return [{"score": toy_compute_score(s, r, g), "hit": float(g in r.split())}
             for s, r, g in zip(data_sources, solution_strs, ground_truths)]
 
 
-def write_toy_parquet(path: str, n: int, words=TARGET_WORDS, data_source: str = "toy_say") -> str:
-    """``n`` rows of verl's schema asking to repeat a word; returns ``path``."""
+def write_toy_parquet(path: str, n: int, words=TARGET_WORDS, data_source: str = "toy_say",
+                      impossible_every: int = 0) -> str:
+    """``n`` rows of verl's schema asking to repeat a word; returns ``path``. With ``impossible_every=k``, rows
+    k-1, 2k-1, ... have the ground truth IMPOSSIBLE (k=2: every other row)."""
     rows = []
     for i in range(n):
         word = words[i % len(words)]
+        impossible = impossible_every > 0 and i % impossible_every == impossible_every - 1
         rows.append({
             "data_source": data_source,
             "prompt": [{"role": "user", "content": f"say {word} {word} {word}"}],
             "ability": "toy",
-            "reward_model": {"style": "rule", "ground_truth": word},
+            "reward_model": {"style": "rule", "ground_truth": IMPOSSIBLE if impossible else word},
             "extra_info": {"split": "train", "index": i},
         })
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -105,10 +118,11 @@ def toy_overrides(model_dir: str, work_dir: str, train_rows: int = 16, val_rows:
 
 
 
-# Metric namespaces of verl's trainer (plus reward/<key>/... for scorer extras, which this codebase adds).
+# Metric namespaces of verl's trainer and its DAPO recipe (train/num_gen_batches), plus reward/<key>/... for scorer
+# extras, which this codebase adds.
 VERL_METRIC_PREFIXES = ("actor/", "critic/", "response_length/", "prompt_length/", "timing_s/",
                         "timing_per_token_ms/", "perf/", "training/", "val-core/", "val-aux/", "global_seqlen/",
-                        "reward/")
+                        "reward/", "train/")
 
 
 def assert_verl_metric_names(rows: list[dict]) -> None:

@@ -110,13 +110,17 @@ def compute_data_metrics(batch: DataProto, use_critic: bool = True) -> dict[str,
 
 
 def compute_timing_metrics(batch: DataProto, timing_raw: dict[str, float]) -> dict[str, float]:
-    """timing_s/<name> for every timed section, and timing_per_token_ms/<name> where the token count is known."""
+    """timing_s/<name> for every timed section, and timing_per_token_ms/<name> where the token count is known.
+
+    Generation is per generated response token: ``meta_info["num_gen_response_tokens"]`` when the step generated more
+    than it trains on (dynamic sampling), else the batch's response tokens."""
     b = batch.batch
     response_len = b["responses"].shape[-1]
     n_prompt = b["attention_mask"][:, :-response_len].sum().item()
     n_response = b["attention_mask"][:, -response_len:].sum().item()
-    tokens = {"gen": n_response, **{name: n_prompt + n_response for name in
-                                    ("ref", "values", "adv", "update_critic", "update_actor", "old_log_prob")}}
+    n_generated = batch.meta_info.get("num_gen_response_tokens", n_response)
+    tokens = {"gen": n_generated, **{name: n_prompt + n_response for name in
+                                     ("ref", "values", "adv", "update_critic", "update_actor", "old_log_prob")}}
     metrics = {f"timing_s/{name}": sec for name, sec in timing_raw.items()}
     for name, count in tokens.items():
         if name in timing_raw and count > 0:

@@ -22,6 +22,7 @@ from verl.trainer.config_check import (need_critic, need_old_log_prob_pass, need
                                        world_size)
 from verl.trainer.ppo import core_algos
 from verl.trainer.ppo.advantage import apply_kl_penalty, compute_advantage, compute_response_mask
+from verl.trainer.ppo.filter_groups import GroupCollector, accumulate_round_metrics, describe_progress
 from verl.trainer.ppo.metric_utils import (compute_data_metrics, compute_memory_metrics, compute_reward_extra_metrics,
                                            compute_throughout_metrics, compute_timing_metrics, pop_worker_metrics,
                                            process_validation_metrics, timer)
@@ -76,6 +77,7 @@ class RayPPOTrainer:
         self.global_steps = 0
         self._worker_groups: list = []
         self.collate_fn = collate_fn or default_collate_fn
+        self._train_batches = None  # one iterator over the epochs, shared by the steps and their extra rounds
         self._create_dataloaders(train_dataset, val_dataset)
 
     # -- data ------------------------------------------------------------------------------------
@@ -87,7 +89,9 @@ class RayPPOTrainer:
             val_dataset = RLHFDataset(data.val_files, self.tokenizer, data)
         self.val_dataset = val_dataset
         seed = data.seed if data.get("seed") is not None else trainer.seed
-        self.train_dataloader = ResumableDataLoader(self.train_dataset, int(data.train_batch_size), self.collate_fn,
+        # verl: batches of gen_batch_size prompts (default train_batch_size; larger for dynamic sampling)
+        gen_batch_size = int(data.get("gen_batch_size", None) or data.train_batch_size)
+        self.train_dataloader = ResumableDataLoader(self.train_dataset, gen_batch_size, self.collate_fn,
                                                     shuffle=bool(data.shuffle), seed=int(seed), drop_last=True)
         total = len(self.train_dataloader) * int(trainer.total_epochs)
         if trainer.total_training_steps is not None:
@@ -211,17 +215,44 @@ class RayPPOTrainer:
         batch.reorder(order)
         metrics.update(balance_metrics)
 
+    def _generate_and_score(self, batch: DataProto, timing_raw: dict, metrics: dict) -> tuple[DataProto, dict]:
+        """One generation round: responses for the prompts and their token_level_scores [B, R]; returns the batch and
+        the scorer's extras {key: B values}."""
+        batch = self._generate(batch, timing_raw, metrics)
+        with timer("reward", timing_raw):
+            batch.batch["token_level_scores"], reward_extra = compute_reward(batch, self.reward_fn)
+        return batch, reward_extra
+
+    def _sample(self, batch: DataProto, timing_raw: dict, metrics: dict) -> tuple[DataProto, dict]:
+        """The scored batch to train on. With algorithm.filter_groups.enable (DAPO's dynamic sampling), groups whose
+        metric has no spread are dropped and further batches of prompts are generated (pulled from the same loader,
+        so a checkpoint's loader state counts them) until data.train_batch_size groups remain; see filter_groups."""
+        if not self.config.algorithm.filter_groups.enable:
+            return self._generate_and_score(batch, timing_raw, metrics)
+        collector = GroupCollector.from_config(self.config, self.world_size)
+        while True:
+            round_metrics: dict = {}
+            scored, extra = self._generate_and_score(batch, timing_raw, round_metrics)
+            accumulate_round_metrics(metrics, round_metrics)
+            collector.add(scored, extra)
+            progress = describe_progress(collector)
+            if progress is None:
+                break
+            print(progress, flush=True)
+            batch = self._next_train_batch()
+        batch, reward_extra, filter_metrics = collector.finish()
+        metrics.update(filter_metrics)
+        batch.meta_info["num_gen_response_tokens"] = collector.gen_response_tokens
+        return batch, reward_extra
+
     def train_step(self, batch: DataProto, timing_raw: dict) -> tuple[DataProto, dict]:
         """Everything from prompts to updated weights; returns the finished batch and the step's metrics."""
         cfg, alg = self.config, self.config.algorithm
         metrics: dict = {}
-        batch = self._generate(batch, timing_raw, metrics)
+        batch, reward_extra = self._sample(batch, timing_raw, metrics)
         if cfg.trainer.balance_batch:
             self._balance_batch(batch, metrics)
         batch.meta_info["global_token_num"] = batch.batch["attention_mask"].sum(-1).tolist()
-
-        with timer("reward", timing_raw):
-            reward_tensor, reward_extra = compute_reward(batch, self.reward_fn)
         metrics.update(compute_reward_extra_metrics(
             reward_extra, categorical_keys=tuple(self.config.reward_model.get("categorical_extra_keys", ["reason"]))))
         batch.meta_info["temperature"] = float(cfg.actor_rollout_ref.rollout.temperature)
@@ -245,7 +276,6 @@ class RayPPOTrainer:
                 metrics.update(pop_worker_metrics(values))
                 batch = batch.union(values)
         with timer("adv", timing_raw):
-            batch.batch["token_level_scores"] = reward_tensor
             if alg.use_kl_in_reward:
                 batch, kl_metrics = apply_kl_penalty(batch, self.kl_ctrl_in_reward, alg.kl_penalty)
                 metrics.update(kl_metrics)
@@ -379,12 +409,23 @@ class RayPPOTrainer:
                 return val_metrics
         self.global_steps += 1
         while True:
+            metrics = self._run_step(self._next_train_batch())
+            tracker.log(metrics, step=self.global_steps)
+            if self.global_steps >= self.total_training_steps:
+                return metrics
+            self.global_steps += 1
+
+    def _next_train_batch(self) -> DataProto:
+        """The next batch of prompts; the loader goes on into the next epoch when one runs out (also in the middle of
+        a step's dynamic-sampling rounds, as verl does)."""
+        if self._train_batches is None:
+            self._train_batches = self._iter_train_batches()
+        return next(self._train_batches)
+
+    def _iter_train_batches(self):
+        while True:
             for batch_dict in self.train_dataloader:
-                metrics = self._run_step(DataProto.from_single_dict(batch_dict))
-                tracker.log(metrics, step=self.global_steps)
-                if self.global_steps >= self.total_training_steps:
-                    return metrics
-                self.global_steps += 1
+                yield DataProto.from_single_dict(batch_dict)
 
     def _run_step(self, batch: DataProto) -> dict[str, float]:
         t = self.config.trainer

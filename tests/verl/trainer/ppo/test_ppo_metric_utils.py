@@ -104,3 +104,13 @@ def test_balanced_partitions_have_equal_sizes_and_close_sums():
     assert m["global_seqlen/minmax_diff"] == 24
     assert m["global_seqlen/balanced_max"] - m["global_seqlen/balanced_min"] <= 2
     assert order[:4] == groups[0] or order[:4] == groups[1]
+
+
+def test_generation_time_per_token_counts_every_generated_token():
+    """Dynamic sampling generates more rounds than it trains on: gen time is per token generated, not per token
+    trained on."""
+    batch = finished_batch()  # 4 response tokens
+    batch.meta_info["num_gen_response_tokens"] = 10
+    t = compute_timing_metrics(batch, {"gen": 0.5, "update_actor": 1.0})
+    assert t["timing_per_token_ms/gen"] == pytest.approx(0.5 * 1000 / 10)
+    assert t["timing_per_token_ms/update_actor"] == pytest.approx(1000 / 7)  # the trained batch's 3 + 4 tokens
