@@ -106,6 +106,8 @@ def compute_data_metrics(batch: DataProto, use_critic: bool = True) -> dict[str,
     metrics["response_length/clip_ratio"] = (response_length == response_len).float().mean().item()
     metrics.update(_stats("prompt_length", prompt_length))
     metrics["prompt_length/clip_ratio"] = (prompt_length == max_prompt_len).float().mean().item()
+    if "uid" in batch.non_tensor_batch:
+        metrics.update(compute_group_metrics(b["token_level_scores"].sum(-1), batch.non_tensor_batch["uid"]))
     return metrics
 
 
