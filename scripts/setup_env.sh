@@ -12,6 +12,15 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 VPY="$VENV/bin/python"
 
+# The reference PyPI verl wheel for the core_algos parity test (see scripts/requirements-reference-verl.txt);
+# checked before the stamp so that a missing wheel is fetched even when the environment is otherwise ready.
+REFERENCE_WHEEL="$VENV/reference/verl-0.9.1-py3-none-any.whl"
+if [ ! -f "$REFERENCE_WHEEL" ]; then
+  echo "[setup] downloading the reference verl wheel into $VENV/reference"
+  "$VPY" -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
+    -r "$ROOT/scripts/requirements-reference-verl.txt" -d "$VENV/reference"
+fi
+
 STAMP="$VENV/.recr1-installed"
 HASH="$(cat "$ROOT/setup.py" "$ROOT/scripts/setup_env.sh" | sha256sum | cut -d' ' -f1)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$HASH" ]; then

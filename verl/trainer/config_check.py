@@ -22,7 +22,6 @@ PPO_SCHEMA_PATH = os.path.join(CONFIG_DIR, "ppo_trainer.yaml")
 SFT_SCHEMA_PATH = os.path.join(CONFIG_DIR, "sft_trainer.yaml")
 
 GROUP_ESTIMATORS = ("grpo", "rloo")  # compare samples of the same prompt: need rollout.n > 1
-LOSS_AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 KL_ESTIMATORS = ("kl", "k1", "abs", "mse", "k2", "low_var_kl", "k3")
 TRUNCATIONS = ("error", "left", "right", "middle")
 LOGGERS = ("console", "wandb", "tensorboard", "jsonl")
@@ -431,7 +430,7 @@ def config_errors(config: DictConfig) -> list[str]:
     """
     import torch
 
-    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, LOSS_AGG_MODES, POLICY_LOSS_REGISTRY
     from verl.workers.reward_manager import list_reward_managers
     from verl.workers.reward_manager.overlong import OverlongBuffer
 
@@ -459,6 +458,13 @@ def config_errors(config: DictConfig) -> list[str]:
     for key, section in (("actor_rollout_ref.actor.strategy", actor), ("critic.strategy", config.critic)):
         _check_choice(errors, key, section.strategy, ("fsdp2",))
     _check_choice(errors, "actor_rollout_ref.actor.loss_agg_mode", actor.loss_agg_mode, LOSS_AGG_MODES)
+    _check_choice(errors, "actor_rollout_ref.actor.policy_loss.loss_mode", actor.policy_loss.loss_mode,
+                  sorted(POLICY_LOSS_REGISTRY))
+    for key, value in (("actor_rollout_ref.actor.loss_scale_factor", actor.loss_scale_factor),
+                       ("critic.loss_scale_factor", config.critic.loss_scale_factor)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            errors.append(f"{key}={value!r} must be a positive number (seq-mean-token-sum-norm's divisor), or null "
+                          f"(the response length)")
     _check_choice(errors, "actor_rollout_ref.actor.kl_loss_type", actor.kl_loss_type, KL_ESTIMATORS)
     _check_choice(errors, "algorithm.kl_penalty", alg.kl_penalty, KL_ESTIMATORS)
     _check_choice(errors, "algorithm.kl_ctrl.type", alg.kl_ctrl.type, ("fixed", "adaptive"))

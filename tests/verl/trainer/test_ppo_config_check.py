@@ -163,6 +163,19 @@ def test_verl_keys_without_an_implementation_reject_other_values():
         assert key in msg, key
 
 
+def test_policy_loss_mode_and_loss_scale_factor_are_checked():
+    cfg = validate_config(load_config(GOOD + ["actor_rollout_ref.actor.policy_loss.loss_mode=gspo",
+                                              "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum-norm",
+                                              "actor_rollout_ref.actor.loss_scale_factor=512"]))
+    assert cfg.critic.loss_scale_factor == 512  # the critic follows the actor, as in verl
+    msg = _errors(["actor_rollout_ref.actor.policy_loss.loss_mode=gpso", "actor_rollout_ref.actor.loss_scale_factor=0",
+                   "actor_rollout_ref.actor.loss_agg_mode=token-max"])
+    assert "actor_rollout_ref.actor.policy_loss.loss_mode='gpso' is not one of gspo, vanilla" in msg
+    assert "actor_rollout_ref.actor.loss_scale_factor=0 must be a positive number" in msg
+    assert "critic.loss_scale_factor=0 must be a positive number" in msg
+    assert "actor_rollout_ref.actor.loss_agg_mode='token-max' is not one of token-mean, token-sum," in msg
+
+
 def test_fsdp_size_must_divide_the_world_size():
     four_ranks = ["trainer.n_gpus_per_node=4"]
     cfg = validate_config(load_config(GOOD + four_ranks + ["actor_rollout_ref.actor.fsdp_config.fsdp_size=2",

@@ -1,9 +1,9 @@
 """PPO / GRPO building blocks: advantage estimators, losses, KL penalties and controllers.
 
 Pure functions on tensors. Names, positional argument order and numerics follow verl's
-``verl/trainer/ppo/core_algos.py`` (v0.3/v0.4, with the ``agg_loss`` global-batch arguments of
-later versions), so code written against verl runs unchanged. Shapes: B = batch,
-T = response length; masks hold 0/1.
+``verl/trainer/ppo/core_algos.py`` (advantages as v0.3/v0.4; ``agg_loss`` and the policy-loss
+registry as PyPI verl 0.9.1, which tests/verl/trainer/ppo/test_core_algos_parity.py checks), so code
+written against verl runs unchanged. Shapes: B = batch, T = response length; masks hold 0/1.
 
 Registered advantage estimators accept keyword arguments and ignore the ones they do not use, so
 a trainer can call any of them the same way::
@@ -34,7 +34,11 @@ __all__ = [
     "compute_remax_outcome_advantage",
     "compute_rewards",
     "agg_loss",
+    "register_policy_loss",
+    "get_policy_loss_fn",
     "compute_policy_loss",
+    "compute_policy_loss_vanilla",
+    "compute_policy_loss_gspo",
     "compute_value_loss",
     "compute_entropy_loss",
     "kl_penalty",
@@ -304,7 +308,17 @@ def compute_rewards(
 # ----------------------------------------------------------------------------------------------
 # losses
 # ----------------------------------------------------------------------------------------------
-LOSS_AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+LOSS_AGG_MODES = ("token-mean", "token-sum", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+_SEQ_MODES = ("seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+
+
+def _local_count(count: torch.Tensor, dp_size: int, name: str, loss_agg_mode: str) -> torch.Tensor:
+    """This batch's own count, allowed only on one rank (each rank sees only its rows); at least 1."""
+    if dp_size > 1:
+        raise ValueError(f"agg_loss: loss_agg_mode={loss_agg_mode!r} with dp_size={dp_size} needs the global "
+                         f"{name} (summed over ranks); this rank only sees its own rows")
+    # an all-masked batch gives 0 here where verl divides 0 by 0
+    return count.clamp(min=1)
 
 
 def agg_loss(
@@ -316,74 +330,108 @@ def agg_loss(
     global_batch_size: Optional[Union[int, float, torch.Tensor]] = None,
     loss_scale_factor: Optional[float] = None,
 ) -> torch.Tensor:
-    """Reduce a per-token loss [B, T] to a scalar.
+    """Reduce a per-token loss [B, T] with mask [B, T] to a scalar (verl 0.9's definitions).
 
-    * "token-mean": mean over all unmasked tokens;
-    * "seq-mean-token-sum": mean over sequences of each sequence's token sum;
-    * "seq-mean-token-mean": mean over sequences of each sequence's token mean;
-    * "seq-mean-token-sum-norm": sum over sequences of token sums / ``loss_scale_factor``
-      (default T, a constant, as Dr. GRPO; verl v0.4's definition, later verl also divides by
-      the number of sequences).
+    With N = ``batch_num_tokens`` valid tokens and G = ``global_batch_size`` non-empty sequences in the
+    whole mini-batch (all micro-batches, all ranks), s_i = the token sum of sequence i, n_i its tokens:
 
-    Micro-batching and data parallelism: pass the whole mini-batch's token count across ranks as
-    ``batch_num_tokens`` (token-mean) or its number of sequences as ``global_batch_size``
-    (seq-mean-token-sum / -mean; the -norm mode needs neither), and the world size as ``dp_size``.
-    Each micro-batch then returns its share, scaled by ``dp_size`` to undo data parallelism's
-    gradient averaging: summing the micro-batch losses (no division by the number of
-    micro-batches) gives the same gradient for any micro-batch size or rank count. Without them
-    the statistics come from this batch. Sequences with no unmasked token are left out of the
-    sequence means (as later verl; v0.4 divided by zero there).
+    * "token-mean": sum of the masked losses / N;
+    * "token-sum": sum of the masked losses;
+    * "seq-mean-token-sum": sum_i s_i / G;
+    * "seq-mean-token-mean": sum_i (s_i / n_i) / G;
+    * "seq-mean-token-sum-norm" (Dr. GRPO, arXiv:2503.20783): sum_i s_i / G / ``loss_scale_factor``, a
+      constant (default T, this batch's padded response length), so a long sequence weighs more but the
+      loss does not grow with the batch size.
+
+    Each result is multiplied by ``dp_size``, which undoes data parallelism's averaging of gradients: a
+    micro-batch then returns its exact share of the mini-batch loss, and summing the micro-batch losses
+    (no division by their number) gives the same gradient for any micro-batch size or rank count (see
+    ``verl.workers.actor.micro_batching.global_agg_kwargs``). Without N / G they come from this batch,
+    which is only allowed with ``dp_size`` 1 (ValueError otherwise). Sequences with no unmasked token are
+    left out of the sequence means.
     """
     if loss_agg_mode == "token-mean":
         if batch_num_tokens is None:
-            return verl_F.masked_mean(loss_mat, loss_mask) * dp_size
+            batch_num_tokens = _local_count(loss_mask.sum(), dp_size, "batch_num_tokens", loss_agg_mode)
         return verl_F.masked_sum(loss_mat, loss_mask) / batch_num_tokens * dp_size
-    if loss_agg_mode in ("seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"):
+    if loss_agg_mode == "token-sum":
+        return verl_F.masked_sum(loss_mat, loss_mask) * dp_size
+    if loss_agg_mode in _SEQ_MODES:
         tokens_per_seq = loss_mask.sum(dim=-1)
         seq_losses = verl_F.masked_sum(loss_mat, loss_mask, axis=-1)
         if loss_agg_mode == "seq-mean-token-mean":
             seq_losses = seq_losses / (tokens_per_seq + 1e-8)
         seq_mask = (tokens_per_seq > 0).to(seq_losses.dtype)
-        if loss_agg_mode == "seq-mean-token-sum-norm":
-            # verl v0.4's Dr. GRPO form: the sum over sequences divided by a constant, not by their count
-            scale = loss_scale_factor if loss_scale_factor is not None else loss_mask.shape[-1]
-            return verl_F.masked_sum(seq_losses, seq_mask) / scale * dp_size
         if global_batch_size is None:
-            global_batch_size = seq_mask.sum().clamp(min=1)
-        return verl_F.masked_sum(seq_losses, seq_mask) / global_batch_size * dp_size
+            global_batch_size = _local_count(seq_mask.sum(), dp_size, "global_batch_size", loss_agg_mode)
+        loss = verl_F.masked_sum(seq_losses, seq_mask) / global_batch_size * dp_size
+        if loss_agg_mode == "seq-mean-token-sum-norm":
+            scale = loss_mask.shape[-1] if loss_scale_factor is None else loss_scale_factor
+            if scale <= 0:
+                raise ValueError(f"agg_loss: loss_scale_factor must be > 0, got {loss_scale_factor!r}")
+            loss = loss / scale
+        return loss
     raise ValueError(f"unknown loss_agg_mode {loss_agg_mode!r}; valid: {list(LOSS_AGG_MODES)}")
 
 
-def compute_policy_loss(
+# ----------------------------------------------------------------------------------------------
+# policy losses
+# ----------------------------------------------------------------------------------------------
+PolicyLossFn = Callable[..., tuple[torch.Tensor, dict[str, float]]]
+POLICY_LOSS_REGISTRY: dict[str, PolicyLossFn] = {}
+
+
+def register_policy_loss(name: str) -> Callable[[PolicyLossFn], PolicyLossFn]:
+    """Decorator: register a policy loss under ``name`` (``actor.policy_loss.loss_mode``); a different
+    function may not reuse a name.
+
+    A policy loss is called as verl calls it: ``fn(old_log_prob=, log_prob=, advantages=, response_mask=,
+    loss_agg_mode=, config=, rollout_is_weights=)`` with [B, T] tensors and the actor config, whose
+    ``global_batch_info`` holds the ``agg_loss`` normalisers of the current mini-batch; it returns
+    (scalar loss, {metric name: float}).
+    """
+
+    def decorator(fn: PolicyLossFn) -> PolicyLossFn:
+        if name in POLICY_LOSS_REGISTRY and POLICY_LOSS_REGISTRY[name] is not fn:
+            raise ValueError(f"policy loss {name!r} is already registered to {POLICY_LOSS_REGISTRY[name]}")
+        POLICY_LOSS_REGISTRY[name] = fn
+        return fn
+
+    return decorator
+
+
+def get_policy_loss_fn(name: str) -> PolicyLossFn:
+    """The policy loss registered under ``name``; ValueError listing the valid names otherwise."""
+    if name not in POLICY_LOSS_REGISTRY:
+        raise ValueError(f"unknown policy loss {name!r}; valid: {sorted(POLICY_LOSS_REGISTRY)}")
+    return POLICY_LOSS_REGISTRY[name]
+
+
+def _clip_ranges(config, who: str) -> tuple[float, float]:
+    """(clip_ratio_low, clip_ratio_high) from an actor config; each defaults to ``clip_ratio``."""
+    if config is None:
+        raise ValueError(f"{who}: needs the actor config (clip_ratio, clip_ratio_low/high, global_batch_info)")
+    clip_ratio = config.get("clip_ratio", 0.2)
+    low, high = config.get("clip_ratio_low", None), config.get("clip_ratio_high", None)
+    return (clip_ratio if low is None else low), (clip_ratio if high is None else high)
+
+
+def _global_batch_info(config) -> dict:
+    return dict(config.get("global_batch_info", None) or {})
+
+
+def _clipped_pg_losses(
     old_log_prob: torch.Tensor,
     log_prob: torch.Tensor,
     advantages: torch.Tensor,
     response_mask: torch.Tensor,
-    cliprange: Optional[float] = None,
-    cliprange_low: Optional[float] = None,
-    cliprange_high: Optional[float] = None,
-    clip_ratio_c: float = 3.0,
-    loss_agg_mode: str = "token-mean",
-    **agg_kwargs,
+    cliprange_low: float,
+    cliprange_high: float,
+    clip_ratio_c: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Clipped PPO policy loss with asymmetric clipping and dual clip; all inputs [B, T].
-
-    ratio = exp(clamp(log_prob - old_log_prob, -20, 20));
-    loss = max(-A * ratio, -A * clip(ratio, 1 - cliprange_low, 1 + cliprange_high)), and for A < 0 at
-    most -A * clip_ratio_c (dual clip, arXiv:1912.09729). ``cliprange_low``/``cliprange_high``
-    default to ``cliprange``. ``agg_kwargs`` go to agg_loss (dp_size, batch_num_tokens, ...).
-
-    Returns (pg_loss, pg_clipfrac, ppo_kl, pg_clipfrac_lower): scalar loss, the fraction of tokens
-    clipped by the PPO clip, the mean of old_log_prob - log_prob, and the fraction (over all
-    tokens) hit by the dual clip.
-    """
+    """Per-token dual-clip PPO losses [B, T] and (pg_clipfrac, ppo_kl, pg_clipfrac_lower) scalars."""
     if clip_ratio_c <= 1.0:
         raise ValueError(f"compute_policy_loss: clip_ratio_c must be > 1.0 for dual clip, got {clip_ratio_c}")
-    cliprange_low = cliprange if cliprange_low is None else cliprange_low
-    cliprange_high = cliprange if cliprange_high is None else cliprange_high
-    if cliprange_low is None or cliprange_high is None:
-        raise ValueError("compute_policy_loss: give cliprange, or both cliprange_low and cliprange_high")
-
     negative_approx_kl = torch.clamp(log_prob - old_log_prob, min=-20.0, max=20.0)  # exp() must not overflow
     ratio = torch.exp(negative_approx_kl)
     ppo_kl = verl_F.masked_mean(-negative_approx_kl, response_mask)
@@ -399,8 +447,117 @@ def compute_policy_loss(
         (torch.gt(clip_pg_losses1, pg_losses3) & (advantages < 0)).float(), response_mask
     )
     pg_losses = torch.where(advantages < 0, clip_pg_losses2, clip_pg_losses1)
+    return pg_losses, pg_clipfrac, ppo_kl, pg_clipfrac_lower
+
+
+def compute_policy_loss(
+    old_log_prob: torch.Tensor,
+    log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    response_mask: torch.Tensor,
+    cliprange: Optional[float] = None,
+    cliprange_low: Optional[float] = None,
+    cliprange_high: Optional[float] = None,
+    clip_ratio_c: float = 3.0,
+    loss_agg_mode: str = "token-mean",
+    **agg_kwargs,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Clipped PPO policy loss with asymmetric clipping and dual clip; all inputs [B, T] (verl v0.4's API;
+    the registered ``compute_policy_loss_vanilla`` is the same loss behind verl's config-driven signature).
+
+    ratio = exp(clamp(log_prob - old_log_prob, -20, 20));
+    loss = max(-A * ratio, -A * clip(ratio, 1 - cliprange_low, 1 + cliprange_high)), and for A < 0 at
+    most -A * clip_ratio_c (dual clip, arXiv:1912.09729). ``cliprange_low``/``cliprange_high``
+    default to ``cliprange``. ``agg_kwargs`` go to agg_loss (dp_size, batch_num_tokens, ...).
+
+    Returns (pg_loss, pg_clipfrac, ppo_kl, pg_clipfrac_lower): scalar loss, the fraction of tokens
+    clipped by the PPO clip, the mean of old_log_prob - log_prob, and the fraction (over all
+    tokens) hit by the dual clip.
+    """
+    cliprange_low = cliprange if cliprange_low is None else cliprange_low
+    cliprange_high = cliprange if cliprange_high is None else cliprange_high
+    if cliprange_low is None or cliprange_high is None:
+        raise ValueError("compute_policy_loss: give cliprange, or both cliprange_low and cliprange_high")
+    pg_losses, pg_clipfrac, ppo_kl, pg_clipfrac_lower = _clipped_pg_losses(
+        old_log_prob, log_prob, advantages, response_mask, cliprange_low, cliprange_high, clip_ratio_c
+    )
     pg_loss = agg_loss(pg_losses, response_mask, loss_agg_mode, **agg_kwargs)
     return pg_loss, pg_clipfrac, ppo_kl, pg_clipfrac_lower
+
+
+@register_policy_loss("vanilla")
+def compute_policy_loss_vanilla(
+    old_log_prob: torch.Tensor,
+    log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    response_mask: torch.Tensor,
+    loss_agg_mode: str = "token-mean",
+    config=None,
+    rollout_is_weights: Optional[torch.Tensor] = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The dual-clip PPO loss of ``compute_policy_loss``, configured by the actor config.
+
+    old_log_prob, log_prob, advantages, response_mask, rollout_is_weights (optional per-token weights):
+    [B, T]. ``config`` gives clip_ratio, clip_ratio_low, clip_ratio_high, clip_ratio_c and
+    global_batch_info (the agg_loss normalisers). Returns (pg_loss scalar, {actor/pg_clipfrac,
+    actor/ppo_kl, actor/pg_clipfrac_lower}).
+    """
+    low, high = _clip_ranges(config, "compute_policy_loss_vanilla")
+    pg_losses, pg_clipfrac, ppo_kl, pg_clipfrac_lower = _clipped_pg_losses(
+        old_log_prob, log_prob, advantages, response_mask, low, high, config.get("clip_ratio_c", 3.0)
+    )
+    if rollout_is_weights is not None:
+        pg_losses = pg_losses * rollout_is_weights
+    pg_loss = agg_loss(pg_losses, response_mask, loss_agg_mode, **_global_batch_info(config))
+    return pg_loss, {
+        "actor/pg_clipfrac": pg_clipfrac.item(),
+        "actor/ppo_kl": ppo_kl.item(),
+        "actor/pg_clipfrac_lower": pg_clipfrac_lower.item(),
+    }
+
+
+@register_policy_loss("gspo")
+def compute_policy_loss_gspo(
+    old_log_prob: torch.Tensor,
+    log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    response_mask: torch.Tensor,
+    loss_agg_mode: str = "seq-mean-token-mean",
+    config=None,
+    rollout_is_weights: Optional[torch.Tensor] = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """GSPO (Group Sequence Policy Optimization, arXiv:2507.18071): one importance ratio per sequence.
+
+    s_i = exp(mean over sequence i's tokens of (log_prob - old_log_prob)), the length-normalised
+    sequence likelihood ratio. Each token t of sequence i gets s_it = sg[s_i] * pi(y_t) / sg[pi(y_t)]:
+    its value is s_i and its gradient s_i * grad log pi(y_t), so with "seq-mean-token-mean" the gradient
+    is the paper's s_i * A_i * mean_t grad log pi(y_t). Loss per token: max(-A * s_it,
+    -A * clip(s_it, 1 - clip_ratio_low, 1 + clip_ratio_high)) (no dual clip); the paper clips at about
+    3e-4 / 4e-4 and aggregates with "seq-mean-token-mean". The log-ratio is capped at 10 before exp().
+
+    Inputs [B, T] (as ``compute_policy_loss_vanilla``). Returns (pg_loss scalar, {actor/pg_clipfrac:
+    fraction of tokens whose clipped term is the larger, actor/ppo_kl: token mean of old - new log-prob,
+    actor/pg_clipfrac_lower: 0}).
+    """
+    low, high = _clip_ranges(config, "compute_policy_loss_gspo")
+    log_ratio = log_prob - old_log_prob
+    seq_log_ratio = verl_F.masked_sum(log_ratio, response_mask, axis=-1) / response_mask.sum(-1).clamp(min=1)
+    token_log_ratio = log_prob - log_prob.detach() + seq_log_ratio.detach().unsqueeze(-1)
+    ratio = torch.exp(torch.clamp(token_log_ratio, max=10.0))
+
+    pg_losses1 = -advantages * ratio
+    pg_losses2 = -advantages * torch.clamp(ratio, 1 - low, 1 + high)
+    pg_losses = torch.maximum(pg_losses1, pg_losses2)
+    if rollout_is_weights is not None:
+        pg_losses = pg_losses * rollout_is_weights
+    pg_loss = agg_loss(pg_losses, response_mask, loss_agg_mode, **_global_batch_info(config))
+    pg_clipfrac = verl_F.masked_mean(torch.gt(pg_losses2, pg_losses1).float(), response_mask)
+    ppo_kl = verl_F.masked_mean(-log_ratio, response_mask)
+    return pg_loss, {
+        "actor/pg_clipfrac": pg_clipfrac.item(),
+        "actor/ppo_kl": ppo_kl.item(),
+        "actor/pg_clipfrac_lower": 0.0,
+    }
 
 
 def compute_value_loss(

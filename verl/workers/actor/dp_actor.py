@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from verl.protocol import DataProto
@@ -24,13 +25,20 @@ from .padding import pack_batch, resolve_remove_padding, response_predictor_posi
 from .update_loop import MicroBatchWeights, clipped_optimizer_step, run_mini_batch_updates
 
 
+def _policy_loss_config(cfg) -> DictConfig:
+    """A detached copy of the actor config for the policy loss, which reads its clip ratios and, as in verl, the
+    current mini-batch's agg_loss normalisers from ``global_batch_info`` (set here, never in the worker's config)."""
+    return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg))
+
+
 class DataParallelPPOActor(BasePPOActor):
     """PPO actor over an FSDP2 (or plain) HF causal LM.
 
     ``config`` is ``actor_rollout_ref.actor`` with per-GPU sizes already normalised by the worker:
     ppo_mini_batch_size and ppo_micro_batch_size_per_gpu in rows, ppo_epochs, shuffle, clip_ratio(_low/_high/_c),
-    entropy_coeff, use_kl_loss, kl_loss_coef, kl_loss_type, loss_agg_mode, grad_clip, use_dynamic_bsz,
-    ppo_max_token_len_per_gpu, use_remove_padding.
+    entropy_coeff, use_kl_loss, kl_loss_coef, kl_loss_type, loss_agg_mode, loss_scale_factor, policy_loss.loss_mode
+    (a name in core_algos' policy-loss registry), grad_clip, use_dynamic_bsz, ppo_max_token_len_per_gpu,
+    use_remove_padding.
     """
 
     def __init__(
@@ -161,7 +169,8 @@ class DataParallelPPOActor(BasePPOActor):
         loss_agg_mode = cfg.get("loss_agg_mode", "token-mean")
         use_kl_loss = bool(cfg.get("use_kl_loss", False))
         entropy_coeff = float(cfg.get("entropy_coeff", 0.0))
-        clip_ratio = cfg.get("clip_ratio", 0.2)
+        policy_loss_fn = core_algos.get_policy_loss_fn((cfg.get("policy_loss", None) or {}).get("loss_mode", "vanilla"))
+        loss_config = _policy_loss_config(cfg)
         mini_size = int(cfg.ppo_mini_batch_size)
         epochs = int(cfg.get("ppo_epochs", 1))
 
@@ -190,17 +199,18 @@ class DataParallelPPOActor(BasePPOActor):
                 batch, temperature, calculate_entropy=True, entropy_grad=entropy_coeff != 0
             )
             # every loss below is this micro-batch's share of the mini-batch loss, times the DP size
-            pg_loss, pg_clipfrac, ppo_kl, pg_clipfrac_lower = core_algos.compute_policy_loss(
+            loss_config.global_batch_info = dict(weights.agg_kwargs)
+            pg_loss, pg_metrics = policy_loss_fn(
                 old_log_prob=log_prob.detach() if on_policy else batch["old_log_probs"],
                 log_prob=log_prob,
                 advantages=batch["advantages"],
                 response_mask=response_mask,
-                cliprange=clip_ratio,
-                cliprange_low=cfg.get("clip_ratio_low", None),
-                cliprange_high=cfg.get("clip_ratio_high", None),
-                clip_ratio_c=cfg.get("clip_ratio_c", 3.0),
                 loss_agg_mode=loss_agg_mode,
-                **weights.agg_kwargs,
+                config=loss_config,
+                rollout_is_weights=None,
+            )
+            pg_clipfrac, ppo_kl, pg_clipfrac_lower = (
+                float(pg_metrics.get(f"actor/{name}", 0.0)) for name in ("pg_clipfrac", "ppo_kl", "pg_clipfrac_lower")
             )
             entropy_loss = core_algos.agg_loss(entropy, response_mask, loss_agg_mode, **weights.agg_kwargs)
             policy_loss = pg_loss - entropy_coeff * entropy_loss if entropy_coeff != 0 else pg_loss
@@ -215,9 +225,9 @@ class DataParallelPPOActor(BasePPOActor):
             world, share = weights.dp_size, weights.token_share
             stats = [
                 pg_loss.item() / world,
-                pg_clipfrac.item() * share,
-                pg_clipfrac_lower.item() * share,
-                ppo_kl.item() * share,
+                pg_clipfrac * share,
+                pg_clipfrac_lower * share,
+                ppo_kl * share,
                 entropy_loss.item() / world,
                 kl_loss.item() / world,
             ]

@@ -36,19 +36,23 @@ def all_reduce(tensor: torch.Tensor, op=None, group=None) -> torch.Tensor:
     return tensor
 
 
-def global_agg_kwargs(response_mask: torch.Tensor, loss_agg_mode: str, group=None) -> dict:
+def global_agg_kwargs(response_mask: torch.Tensor, loss_agg_mode: str, group=None,
+                      loss_scale_factor: Optional[float] = None) -> dict:
     """The ``agg_loss`` keyword arguments that make a micro-batch loss its exact share of the mini-batch loss.
 
-    response_mask [b, R] is this rank's whole mini-batch. token-mean: the mini-batch's valid-token count summed
-    over ranks (``batch_num_tokens``); seq-mean-token-sum / -token-mean: its number of non-empty rows summed over
-    ranks (``global_batch_size``); seq-mean-token-sum-norm divides by a constant, so only ``dp_size``. Collective.
+    response_mask [b, R] is this rank's whole mini-batch. Always ``dp_size``; token-mean: the mini-batch's
+    valid-token count summed over ranks (``batch_num_tokens``); the seq-mean modes (-token-sum, -token-mean,
+    -token-sum-norm): its number of non-empty rows summed over ranks (``global_batch_size``); token-sum needs no
+    count. ``loss_scale_factor`` (the -norm mode's constant; None: the response length) is passed on. Collective.
     """
     kwargs = {"dp_size": dp_size(group)}
     if loss_agg_mode == "token-mean":
         kwargs["batch_num_tokens"] = global_token_count(response_mask, group)
-    elif loss_agg_mode in ("seq-mean-token-sum", "seq-mean-token-mean"):
+    elif loss_agg_mode.startswith("seq-mean-"):
         rows = (response_mask.sum(-1) > 0).sum().double().reshape(1)
         kwargs["global_batch_size"] = float(all_reduce(rows, group=group).item())
+    if loss_scale_factor is not None:
+        kwargs["loss_scale_factor"] = loss_scale_factor
     return kwargs
 
 

@@ -75,7 +75,7 @@ def run_mini_batch_updates(data: DataProto, config, micro_step: MicroStep, optim
                 dp_group,
             )
             mini_mask = response_mask_of(mini.batch)
-            agg_kwargs = global_agg_kwargs(mini_mask, loss_agg_mode, dp_group)
+            agg_kwargs = global_agg_kwargs(mini_mask, loss_agg_mode, dp_group, config.get("loss_scale_factor", None))
             global_tokens = global_token_count(mini_mask, dp_group)
             stats = torch.zeros(len(stat_names), dtype=torch.float64)
             optimizer.zero_grad(set_to_none=True)

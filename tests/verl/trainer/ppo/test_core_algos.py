@@ -18,6 +18,8 @@ from verl.trainer.ppo.core_algos import (
     compute_gae_advantage_return,
     compute_grpo_outcome_advantage,
     compute_policy_loss,
+    compute_policy_loss_gspo,
+    compute_policy_loss_vanilla,
     compute_reinforce_plus_plus_baseline_outcome_advantage,
     compute_reinforce_plus_plus_outcome_advantage,
     compute_remax_outcome_advantage,
@@ -26,8 +28,10 @@ from verl.trainer.ppo.core_algos import (
     compute_value_loss,
     get_adv_estimator_fn,
     get_kl_controller,
+    get_policy_loss_fn,
     kl_penalty,
     register_adv_est,
+    register_policy_loss,
 )
 
 T = torch.tensor
@@ -224,33 +228,82 @@ def test_kl_controllers_by_hand():
 def test_agg_loss_modes_by_hand():
     loss, mask = T([[1.0, 2.0, 3.0], [4.0, 9.0, 9.0]]), T([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
     assert agg_loss(loss, mask, "token-mean").item() == pytest.approx(10 / 4)
+    assert agg_loss(loss, mask, "token-sum").item() == pytest.approx(10)
     assert agg_loss(loss, mask, "seq-mean-token-sum").item() == pytest.approx((6 + 4) / 2)
     assert agg_loss(loss, mask, "seq-mean-token-mean").item() == pytest.approx((2 + 4) / 2)
-    assert agg_loss(loss, mask, "seq-mean-token-sum-norm").item() == pytest.approx(10 / 3)
-    with pytest.raises(ValueError, match=r"'token-sum'.*'token-mean'"):
-        agg_loss(loss, mask, "token-sum")
+    # Dr. GRPO: the sequence mean of token sums over a constant, the response length 3 unless given
+    assert agg_loss(loss, mask, "seq-mean-token-sum-norm").item() == pytest.approx((6 + 4) / 2 / 3)
+    assert agg_loss(loss, mask, "seq-mean-token-sum-norm", loss_scale_factor=5).item() == pytest.approx((6 + 4) / 2 / 5)
+    # global counts: 2 of 8 sequences / 4 of 16 tokens of a mini-batch over 2 ranks
+    assert agg_loss(loss, mask, "seq-mean-token-sum-norm", dp_size=2, global_batch_size=8).item() == pytest.approx(
+        (6 + 4) / 8 / 3 * 2)
+    assert agg_loss(loss, mask, "token-mean", dp_size=2, batch_num_tokens=16).item() == pytest.approx(10 / 16 * 2)
+    assert agg_loss(loss, mask, "token-sum", dp_size=2).item() == pytest.approx(10 * 2)
+    with pytest.raises(ValueError, match=r"'token-max'.*'token-mean'"):
+        agg_loss(loss, mask, "token-max")
+    with pytest.raises(ValueError, match="loss_scale_factor must be > 0"):
+        agg_loss(loss, mask, "seq-mean-token-sum-norm", loss_scale_factor=0)
 
 
-@settings(max_examples=20, deadline=None)
+@pytest.mark.parametrize("mode,needs", [("token-mean", "batch_num_tokens"), ("seq-mean-token-sum-norm", "global_batch_size")])
+def test_agg_loss_on_several_ranks_needs_the_global_count(mode, needs):
+    with pytest.raises(ValueError, match=f"loss_agg_mode='{mode}' with dp_size=2 needs the global {needs}"):
+        agg_loss(torch.ones(2, 3), torch.ones(2, 3), mode, dp_size=2)
+
+
+def mini_batch_loss_formula(loss, mask, mode, scale=None):
+    """Each aggregation mode written out on the whole mini-batch (python loops over rows; empty rows left out)."""
+    rows = [(loss[i][mask[i] > 0].tolist()) for i in range(loss.shape[0])]
+    tokens = [x for row in rows for x in row]
+    seqs = [row for row in rows if row]
+    if mode == "token-mean":
+        return sum(tokens) / len(tokens)
+    if mode == "token-sum":
+        return sum(tokens)
+    if mode == "seq-mean-token-sum":
+        return sum(sum(row) for row in seqs) / len(seqs)
+    if mode == "seq-mean-token-mean":
+        return sum(sum(row) / len(row) for row in seqs) / len(seqs)
+    assert mode == "seq-mean-token-sum-norm"
+    return sum(sum(row) for row in seqs) / len(seqs) / (loss.shape[1] if scale is None else scale)
+
+
+@settings(max_examples=40, deadline=None)
 @given(
     mode=st.sampled_from(core_algos.LOSS_AGG_MODES),
     micro=st.sampled_from([1, 2, 4, 8]),
     dp=st.sampled_from([1, 2]),
+    scale=st.sampled_from([None, 2.5]),
     seed=st.integers(0, 1000),
 )
-def test_agg_loss_with_global_counts_is_invariant_to_micro_batches_and_ranks(mode, micro, dp, seed):
+def test_agg_loss_with_global_counts_sums_to_the_mini_batch_formula(mode, micro, dp, scale, seed):
+    """Micro-batch losses (global counts, times dp_size) summed over micro-batches and averaged over ranks (as
+    DP averages gradients) equal the mini-batch loss written out, for any micro-batch size and rank count."""
     gen = torch.Generator().manual_seed(seed)
     loss = torch.randn(8, 5, generator=gen, dtype=torch.float64)
     mask = (torch.rand(8, 5, generator=gen) > 0.3).double()
-    mask[:, 0] = 1
-    full = agg_loss(loss, mask, mode)
+    mask[seed % 8] = 0  # an empty row: no token, not counted as a sequence
+    mask[(seed + 1) % 8, 0] = 1
+    n_tokens, n_seqs = mask.sum(), (mask.sum(-1) > 0).sum()
     per_rank = 8 // dp
     total = 0.0
     for rank in range(dp):
         for start in range(rank * per_rank, (rank + 1) * per_rank, min(micro, per_rank)):
             sl = slice(start, start + min(micro, per_rank))
-            total = total + agg_loss(loss[sl], mask[sl], mode, dp_size=dp, batch_num_tokens=mask.sum(), global_batch_size=8)
-    assert (total / dp).item() == pytest.approx(full.item(), rel=1e-9)  # data parallelism averages gradients
+            total = total + agg_loss(loss[sl], mask[sl], mode, dp_size=dp, batch_num_tokens=n_tokens,
+                                     global_batch_size=n_seqs, loss_scale_factor=scale)
+    assert (total / dp).item() == pytest.approx(mini_batch_loss_formula(loss, mask, mode, scale), rel=1e-7, abs=1e-7)
+
+
+@pytest.mark.parametrize("mode", ["seq-mean-token-sum-norm", "seq-mean-token-sum", "seq-mean-token-mean", "token-mean"])
+def test_mean_modes_do_not_grow_with_the_batch_size(mode):
+    """Dr. GRPO divides by a constant instead of each sequence's length, but still averages over sequences: the
+    same sequences twice give the same loss (verl <= 0.8 summed over sequences: twice the loss and gradient)."""
+    loss = T([[1.0, 2.0, 3.0, 0.0], [4.0, 9.0, 9.0, 9.0]])
+    mask = T([[1.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    once = agg_loss(loss, mask, mode)
+    twice = agg_loss(torch.cat([loss, loss]), torch.cat([mask, mask]), mode)
+    assert twice.item() == pytest.approx(once.item()) == pytest.approx(mini_batch_loss_formula(loss, mask, mode))
 
 
 def test_policy_loss_by_hand_with_clip_and_dual_clip():
@@ -278,22 +331,118 @@ def test_policy_loss_clamps_the_log_ratio_and_checks_arguments():
         compute_policy_loss(torch.zeros(1, 1), torch.zeros(1, 1), torch.ones(1, 1), torch.ones(1, 1))
 
 
-def test_policy_loss_gradient_is_the_same_for_1x8_and_8x1_micro_batches():
+def agg_weights(mask, mode, scale=None):
+    """d(mini-batch loss) / d(per-token loss) [B, T] for each aggregation mode, written out."""
+    n_tokens, n_seqs, seq_len = mask.sum(), (mask.sum(-1) > 0).sum(), mask.sum(-1, keepdim=True)
+    per_seq = {"token-mean": 1 / n_tokens, "token-sum": torch.tensor(1.0), "seq-mean-token-sum": 1 / n_seqs,
+               "seq-mean-token-mean": 1 / (n_seqs * seq_len.clamp(min=1)),
+               "seq-mean-token-sum-norm": 1 / (n_seqs * (mask.shape[-1] if scale is None else scale))}[mode]
+    return per_seq * mask
+
+
+@pytest.mark.parametrize("loss_mode", ["vanilla", "gspo"])
+@pytest.mark.parametrize("mode", core_algos.LOSS_AGG_MODES)
+@pytest.mark.parametrize("micro,dp", [(8, 1), (1, 1), (3, 1), (2, 2), (4, 2)])
+def test_policy_loss_gradient_over_micro_batches_and_ranks_is_the_formulas(loss_mode, mode, micro, dp):
+    """Within the clip range, d loss / d log_prob_t = -A_t * ratio_t * w_t, with ratio_t the token's ratio (vanilla) or
+    its sequence's length-normalised ratio (gspo) and w_t the aggregation weight; accumulated over micro-batches
+    (global counts, dp_size) and averaged over ranks, the gradient is that for any split."""
     torch.manual_seed(0)
-    old, adv = torch.randn(8, 6) * 0.1, torch.randn(8, 6)
-    mask = (torch.rand(8, 6) > 0.3).float()
-    base = old + torch.randn(8, 6) * 0.3
+    old, adv = torch.randn(8, 6, dtype=torch.float64) * 0.1, torch.randn(8, 6, dtype=torch.float64)
+    mask = (torch.rand(8, 6) > 0.3).double()
+    mask[5] = 0
+    new = old + torch.randn(8, 6, dtype=torch.float64) * 0.3
+    info = {"dp_size": dp, "batch_num_tokens": float(mask.sum()), "global_batch_size": float((mask.sum(-1) > 0).sum()),
+            "loss_scale_factor": 4.0}
+    config = {"clip_ratio": 10.0, "clip_ratio_c": 100.0, "global_batch_info": info}  # nothing is clipped
+    log_prob = new.clone().requires_grad_(True)
+    per_rank = 8 // dp
+    for rank in range(dp):
+        for start in range(rank * per_rank, (rank + 1) * per_rank, micro):
+            sl = slice(start, min(start + micro, (rank + 1) * per_rank))
+            loss, _ = get_policy_loss_fn(loss_mode)(old[sl], log_prob[sl], adv[sl], mask[sl], mode, config)
+            (loss / dp).backward()  # data parallelism averages the ranks' gradients
+    if loss_mode == "vanilla":
+        ratio = torch.exp(new - old)
+    else:
+        seq_log_ratio = ((new - old) * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1)
+        ratio = torch.exp(seq_log_ratio).expand_as(new)
+    expected = -adv * ratio * agg_weights(mask, mode, scale=4.0)
+    torch.testing.assert_close(log_prob.grad, expected, rtol=1e-7, atol=1e-12)
 
-    def grad_with(micro):
-        log_prob = base.clone().requires_grad_(True)
-        n_tokens = mask.sum()
-        for s in range(0, 8, micro):
-            sl = slice(s, s + micro)
-            loss, *_ = compute_policy_loss(old[sl], log_prob[sl], adv[sl], mask[sl], 0.2, batch_num_tokens=n_tokens)
-            loss.backward()
-        return log_prob.grad
 
-    torch.testing.assert_close(grad_with(8), grad_with(1))
+# ---------------------------------------------------------------------------------------------
+# policy-loss registry, vanilla through the config, GSPO
+# ---------------------------------------------------------------------------------------------
+def test_policy_loss_registry_knows_verls_names_and_refuses_unknown_and_clashing_ones(monkeypatch):
+    assert get_policy_loss_fn("vanilla") is compute_policy_loss_vanilla
+    assert get_policy_loss_fn("gspo") is compute_policy_loss_gspo
+    with pytest.raises(ValueError, match=r"unknown policy loss 'ppo2'; valid: \['gspo', 'vanilla'\]"):
+        get_policy_loss_fn("ppo2")
+    monkeypatch.setattr(core_algos, "POLICY_LOSS_REGISTRY", dict(core_algos.POLICY_LOSS_REGISTRY))
+
+    @register_policy_loss("mine")
+    def mine(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean", config=None,
+             rollout_is_weights=None):
+        return agg_loss(-log_prob * advantages, response_mask, loss_agg_mode, **config["global_batch_info"]), {}
+
+    assert get_policy_loss_fn("mine") is mine
+    with pytest.raises(ValueError, match="'vanilla' is already registered"):
+        register_policy_loss("vanilla")(mine)
+
+
+def test_vanilla_reads_clips_and_global_counts_from_the_config():
+    old, new = torch.zeros(1, 4), torch.log(T([[1.5, 0.5, 1.0, 5.0]]))
+    adv, mask = T([[1.0, 1.0, -1.0, -1.0]]), torch.ones(1, 4)
+    loss, metrics = compute_policy_loss_vanilla(old, new, adv, mask, config={"clip_ratio": 0.2})
+    # the same tokens as test_policy_loss_by_hand_with_clip_and_dual_clip
+    assert loss.item() == pytest.approx((-1.2 - 0.5 + 1.0 + 3.0) / 4)
+    assert metrics == pytest.approx({"actor/pg_clipfrac": 0.25, "actor/pg_clipfrac_lower": 0.25,
+                                     "actor/ppo_kl": -(math.log(1.5) + math.log(0.5) + math.log(5.0)) / 4})
+    # clip-higher 0.28, dual clip at 4 (caps the last token's 5), a mini-batch of 16 tokens over 2 ranks
+    config = {"clip_ratio": 0.2, "clip_ratio_high": 0.28, "clip_ratio_c": 4.0,
+              "global_batch_info": {"dp_size": 2, "batch_num_tokens": 16}}
+    loss, _ = compute_policy_loss_vanilla(old, new, adv, mask, config=config)
+    assert loss.item() == pytest.approx((-1.28 - 0.5 + 1.0 + 4.0) / 16 * 2)
+    with pytest.raises(ValueError, match="needs the actor config"):
+        compute_policy_loss_vanilla(old, new, adv, mask)
+
+
+GSPO_OLD = torch.zeros(2, 3, dtype=torch.float64)
+GSPO_NEW = T([[0.3, -0.3, 0.6], [0.1, -0.5, 9.0]], dtype=torch.float64)  # 9.0 sits on padding: ignored
+GSPO_ADV = T([[1.0, 1.0, 1.0], [-1.0, -1.0, 0.0]], dtype=torch.float64)
+GSPO_MASK = T([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]], dtype=torch.float64)
+S0 = 1.2214027581601699  # exp((0.3 - 0.3 + 0.6) / 3): row 0's length-normalised sequence ratio
+S1 = 0.8187307530779818  # exp((0.1 - 0.5) / 2)
+
+
+def test_gspo_by_hand():
+    """GSPO (arXiv 2507.18071) with clip range [0.9, 1.3]: every token of a sequence carries its sequence's ratio;
+    row 0 (A = +1, s = 1.2214) is inside the range, row 1 (A = -1, s = 0.8187 < 0.9) is clipped at 0.9."""
+    log_prob = GSPO_NEW.clone().requires_grad_(True)
+    config = {"clip_ratio_low": 0.1, "clip_ratio_high": 0.3}
+    loss, metrics = compute_policy_loss_gspo(GSPO_OLD, log_prob, GSPO_ADV, GSPO_MASK, "seq-mean-token-mean", config)
+    # per token: row 0 -> -1 * S0 each, row 1 -> max(S1, 0.9) = 0.9 each; mean per sequence, then over the 2
+    # (seq-mean-token-mean divides each token sum by its length + 1e-8, as verl: hence rel=1e-8)
+    assert loss.item() == pytest.approx((-S0 + 0.9) / 2, rel=1e-8)
+    assert loss.item() == pytest.approx(-0.16070137908008495, rel=1e-8)
+    loss.backward()
+    # d/d log_prob_t of S0 * pi_t / sg[pi_t] is S0: row 0 tokens get -(1/2)(1/3) * S0; clipped row 1 gets nothing
+    assert log_prob.grad.tolist() == [pytest.approx([-S0 / 6] * 3, rel=1e-8), [0.0, 0.0, 0.0]]
+    assert metrics == pytest.approx({"actor/pg_clipfrac": 2 / 5, "actor/ppo_kl": -(0.3 - 0.3 + 0.6 + 0.1 - 0.5) / 5,
+                                     "actor/pg_clipfrac_lower": 0.0})
+    token_mean, _ = compute_policy_loss_gspo(GSPO_OLD, GSPO_NEW, GSPO_ADV, GSPO_MASK, "token-mean", config)
+    assert token_mean.item() == pytest.approx((3 * -S0 + 2 * 0.9) / 5, rel=1e-12)
+    # the paper's ranges (3e-4 / 4e-4) clip both rows: constant loss, no gradient
+    tight, _ = compute_policy_loss_gspo(GSPO_OLD, GSPO_NEW, GSPO_ADV, GSPO_MASK, "seq-mean-token-mean",
+                                        {"clip_ratio_low": 3e-4, "clip_ratio_high": 4e-4})
+    assert tight.item() == pytest.approx((-(1 + 4e-4) + (1 - 3e-4)) / 2, abs=1e-8)
+
+
+def test_gspo_caps_the_log_ratio_at_10():
+    loss, _ = compute_policy_loss_gspo(torch.zeros(1, 2), T([[20.0, 20.0]]), T([[-1.0, -1.0]]), torch.ones(1, 2),
+                                       config={"clip_ratio": 0.2})
+    assert loss.item() == pytest.approx(math.exp(10.0), rel=1e-6)
 
 
 def test_value_loss_by_hand():

@@ -1,8 +1,12 @@
 """DataParallelPPOActor on the FSDP2-sharded tiny Qwen2 (CPU, fp32, one gloo rank)."""
 import math
+import os
+import socket
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 from transformers import AutoModelForCausalLM
 
 from verl.protocol import DataProto
@@ -52,6 +56,9 @@ def test_update_changes_every_parameter_and_reports_verl_metrics(cpu_group, tiny
     assert metrics["actor/kl_loss"][0] > 0 and metrics["actor/kl_coef"][0] == pytest.approx(0.1)
 
 
+DR_GRPO = {"loss_agg_mode": "seq-mean-token-sum-norm", "loss_scale_factor": 3.0}
+
+
 @pytest.mark.parametrize(
     "variant",
     [
@@ -59,8 +66,10 @@ def test_update_changes_every_parameter_and_reports_verl_metrics(cpu_group, tiny
         {"ppo_micro_batch_size_per_gpu": 2, "use_remove_padding": True},
         {"use_dynamic_bsz": True, "ppo_max_token_len_per_gpu": 30},
         {"ppo_micro_batch_size_per_gpu": 1, "loss_agg_mode": "seq-mean-token-mean", "__ref": {"loss_agg_mode": "seq-mean-token-mean"}},
+        {"ppo_micro_batch_size_per_gpu": 3, **DR_GRPO, "__ref": DR_GRPO},
+        {"use_dynamic_bsz": True, "ppo_max_token_len_per_gpu": 30, **DR_GRPO, "__ref": DR_GRPO},
     ],
-    ids=["8x1", "remove_padding_4x2", "dynamic_bsz", "seq_mean_8x1"],
+    ids=["8x1", "remove_padding_4x2", "dynamic_bsz", "seq_mean_8x1", "dr_grpo_3_3_2", "dr_grpo_dynamic_bsz"],
 )
 def test_one_update_does_not_depend_on_micro_batching(cpu_group, tiny_model_dir, tiny_vocab, variant):
     """1 x 8 rows == 8 x 1 rows == packed / dynamic micro-batches: same parameters after the update (SGD, lr 1)."""
@@ -186,3 +195,111 @@ def test_vocabulary_projection_sees_only_positions_before_response_tokens(cpu_gr
     (full * weights).sum().backward()
     for name, param in actor.actor_module.named_parameters():
         torch.testing.assert_close(sliced_grads[name], param.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# loss aggregation (Dr. GRPO) and policy losses (actor.policy_loss.loss_mode) through the actor
+# ---------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("scale", [None, 3.0], ids=["response_length", "scale_3"])
+def test_dr_grpo_loss_is_the_sequence_mean_of_token_sums_over_loss_scale_factor(cpu_group, tiny_model_dir, tiny_vocab,
+                                                                               scale):
+    """On-policy (ratio 1, the update's own log-probs) the policy loss is -sum_i sum_t A_it / G / loss_scale_factor
+    (G = 8 sequences, default factor the response length 5), over micro-batches of 3, 3 and 2 rows; its gradient is
+    seq-mean-token-sum's divided by the factor."""
+    metrics = {}
+    for mode in ("seq-mean-token-sum-norm", "seq-mean-token-sum"):
+        cfg = actor_config(loss_agg_mode=mode, loss_scale_factor=scale, entropy_coeff=0.0, ppo_micro_batch_size_per_gpu=3)
+        actor = sharded_actor(tiny_model_dir, cfg, optimizer="sgd")
+        metrics[mode] = actor.update_policy(ppo_batch(vocab_size=tiny_vocab, seed=7))
+    batch = ppo_batch(vocab_size=tiny_vocab, seed=7).batch
+    factor = 5 if scale is None else scale
+    expected = -float((batch["advantages"] * batch["response_mask"]).sum()) / 8 / factor
+    norm, plain = metrics["seq-mean-token-sum-norm"], metrics["seq-mean-token-sum"]
+    assert norm["actor/pg_loss"][0] == pytest.approx(expected, rel=1e-5)
+    assert norm["actor/grad_norm"][0] == pytest.approx(plain["actor/grad_norm"][0] / factor, rel=1e-5)
+
+
+def test_gspo_through_the_actor_gives_each_sequence_one_ratio(cpu_group, tiny_model_dir, tiny_vocab):
+    """policy_loss.loss_mode=gspo: with old log-probs shifted by one constant per sequence, every token's own ratio IS
+    its sequence's, so GSPO updates exactly as vanilla PPO; with per-token noise it does not, and its loss is
+    -mean_i(s_i * mean_t A_it), s_i = exp(mean_t(log_prob - old_log_prob)) (no clipping in this range)."""
+    results = {}
+    for loss_mode in ("vanilla", "gspo"):
+        for noise_kind in ("per_sequence", "per_token"):
+            cfg = actor_config(policy_loss={"loss_mode": loss_mode}, loss_agg_mode="seq-mean-token-mean",
+                               clip_ratio=10.0, clip_ratio_c=100.0, entropy_coeff=0.0, ppo_micro_batch_size_per_gpu=4)
+            actor = sharded_actor(tiny_model_dir, cfg, optimizer="sgd")
+            data = ppo_batch(vocab_size=tiny_vocab, seed=8)
+            meta = {"micro_batch_size": 8, "temperature": data.meta_info["temperature"]}
+            log_probs, _ = actor.compute_log_prob(DataProto(batch=data.batch, meta_info=meta))
+            g = torch.Generator().manual_seed(9)
+            noise = 0.3 * (torch.randn(8, 1, generator=g).expand(8, 5) if noise_kind == "per_sequence"
+                           else torch.randn(8, 5, generator=g))
+            data.batch["old_log_probs"] = log_probs + noise
+            metrics = actor.update_policy(data)
+            results[loss_mode, noise_kind] = (metrics, full_params(actor.actor_module), log_probs, data.batch)
+    for name, value in results["vanilla", "per_sequence"][1].items():
+        torch.testing.assert_close(results["gspo", "per_sequence"][1][name], value, atol=1e-6, rtol=0, msg=name)
+    vanilla_params, gspo_params = results["vanilla", "per_token"][1], results["gspo", "per_token"][1]
+    assert max((gspo_params[n] - vanilla_params[n]).abs().max() for n in gspo_params) > 1e-4
+
+    metrics, _, log_probs, batch = results["gspo", "per_token"]
+    mask, adv = batch["response_mask"].double(), batch["advantages"].double()
+    lengths = mask.sum(-1)
+    seq_ratio = torch.exp(((log_probs.double() - batch["old_log_probs"].double()) * mask).sum(-1) / lengths)
+    expected = -((adv * mask).sum(-1) / lengths * seq_ratio).mean()
+    assert metrics["actor/pg_loss"][0] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_unknown_policy_loss_names_the_registered_ones(cpu_group, tiny_model_dir, tiny_vocab):
+    actor = sharded_actor(tiny_model_dir, actor_config(policy_loss={"loss_mode": "ppo2"}))
+    with pytest.raises(ValueError, match=r"unknown policy loss 'ppo2'; valid: \['gspo', 'vanilla'\]"):
+        actor.update_policy(with_old_log_probs(actor, ppo_batch(vocab_size=tiny_vocab)))
+
+
+TWO_RANK_VARIANTS = {
+    "dr_grpo": {**DR_GRPO, "use_kl_loss": True},
+    "gspo": {"policy_loss": {"loss_mode": "gspo"}, "loss_agg_mode": "seq-mean-token-mean", "clip_ratio": 0.1},
+}
+
+
+def _update_on_rank(model_dir: str, vocab: int, rank: int, world: int) -> dict:
+    """Each variant's update on this rank's half (or all) of one global batch of 8 rows; the gradient is not clipped
+    (grad_clip 1e9), so SGD with lr 1 moves the parameters by exactly the accumulated gradient."""
+    out = {}
+    for name, overrides in TWO_RANK_VARIANTS.items():
+        cfg = actor_config(ppo_mini_batch_size=8 // world, ppo_micro_batch_size_per_gpu=3 if world == 1 else 2,
+                           grad_clip=1e9, **overrides)
+        actor = sharded_actor(model_dir, cfg, optimizer="sgd")
+        data = with_old_log_probs(actor, ppo_batch(vocab_size=vocab, seed=3), noise=0.3)
+        data.batch["ref_log_prob"] = data.batch["old_log_probs"] + 0.2
+        metrics = actor.update_policy(data.chunk(world)[rank])
+        out[name] = (full_params(actor.actor_module), metrics)
+    return out
+
+
+def _two_rank_main(rank: int, port: int, model_dir: str, vocab: int, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2")
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        torch.save(_update_on_rank(model_dir, vocab, rank, 2), os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_dr_grpo_and_gspo_updates_on_two_ranks_equal_one_rank(cpu_group, tiny_model_dir, tiny_vocab, tmp_path):
+    """1 rank x micro-batches of 3, 3, 2 rows == 2 ranks x 2 x 2 rows: the same parameters and losses for Dr. GRPO
+    (seq-mean-token-sum-norm, loss_scale_factor 3, KL loss and entropy aggregated alike) and GSPO."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_two_rank_main, args=(port, tiny_model_dir, tiny_vocab, str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    single = _update_on_rank(tiny_model_dir, tiny_vocab, 0, 1)
+    for variant, (params, metrics) in single.items():
+        for name, value in params.items():
+            torch.testing.assert_close(ranks[0][variant][0][name], value, atol=1e-6, rtol=0, msg=f"{variant}: {name}")
+        for key in ("actor/pg_loss", "actor/kl_loss", "actor/grad_norm"):
+            assert ranks[0][variant][1][key][0] == pytest.approx(metrics[key][0], rel=1e-5, abs=1e-7), (variant, key)
+    assert single["dr_grpo"][1]["actor/kl_loss"][0] > 0

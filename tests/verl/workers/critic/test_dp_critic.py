@@ -45,3 +45,20 @@ def test_one_update_does_not_depend_on_micro_batching(cpu_group, tiny_model_dir,
         torch.testing.assert_close(params[name], ref_params[name], atol=1e-5, rtol=0, msg=name)
     for key in ("critic/vf_loss", "critic/vf_clipfrac", "critic/vpred_mean"):
         assert metrics[key][0] == pytest.approx(ref_metrics[key][0], abs=1e-6), key
+
+
+def test_dr_grpo_value_loss_uses_the_loss_scale_factor(cpu_group, tiny_model_dir, tiny_vocab):
+    """critic.loss_scale_factor (verl interpolates it from the actor's) reaches the value loss: with
+    seq-mean-token-sum-norm it is 0.5 * mean_i sum_t max((v - R)^2, (clip(v, V +- 0.5) - R)^2) / 4 over the 8
+    sequences, accumulated over micro-batches of 3 rows."""
+    cfg = critic_config(loss_agg_mode="seq-mean-token-sum-norm", loss_scale_factor=4.0, ppo_micro_batch_size_per_gpu=3,
+                        cliprange_value=0.5)
+    critic = sharded_critic(tiny_model_dir, cfg, optimizer="sgd")
+    data = ppo_batch(vocab_size=tiny_vocab, seed=5)
+    vpreds = critic.compute_values(DataProto(batch=data.batch, meta_info={"micro_batch_size": 8}))
+    b = data.batch
+    clipped = torch.clamp(vpreds, b["values"] - 0.5, b["values"] + 0.5)
+    per_token = torch.maximum((vpreds - b["returns"]) ** 2, (clipped - b["returns"]) ** 2) * b["response_mask"]
+    expected = 0.5 * float(per_token.sum(-1).mean()) / 4.0
+    metrics = critic.update_critic(data)
+    assert metrics["critic/vf_loss"][0] == pytest.approx(expected, rel=1e-5)
