@@ -245,7 +245,8 @@ def test_agg_loss_modes_by_hand():
         agg_loss(loss, mask, "seq-mean-token-sum-norm", loss_scale_factor=0)
 
 
-@pytest.mark.parametrize("mode,needs", [("token-mean", "batch_num_tokens"), ("seq-mean-token-sum-norm", "global_batch_size")])
+@pytest.mark.parametrize("mode,needs", [("token-mean", "batch_num_tokens"),
+                                        ("seq-mean-token-sum-norm", "global_batch_size")])
 def test_agg_loss_on_several_ranks_needs_the_global_count(mode, needs):
     with pytest.raises(ValueError, match=f"loss_agg_mode='{mode}' with dp_size=2 needs the global {needs}"):
         agg_loss(torch.ones(2, 3), torch.ones(2, 3), mode, dp_size=2)

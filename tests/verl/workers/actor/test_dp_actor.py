@@ -208,7 +208,8 @@ def test_dr_grpo_loss_is_the_sequence_mean_of_token_sums_over_loss_scale_factor(
     seq-mean-token-sum's divided by the factor."""
     metrics = {}
     for mode in ("seq-mean-token-sum-norm", "seq-mean-token-sum"):
-        cfg = actor_config(loss_agg_mode=mode, loss_scale_factor=scale, entropy_coeff=0.0, ppo_micro_batch_size_per_gpu=3)
+        cfg = actor_config(loss_agg_mode=mode, loss_scale_factor=scale, entropy_coeff=0.0,
+                           ppo_micro_batch_size_per_gpu=3)
         actor = sharded_actor(tiny_model_dir, cfg, optimizer="sgd")
         metrics[mode] = actor.update_policy(ppo_batch(vocab_size=tiny_vocab, seed=7))
     batch = ppo_batch(vocab_size=tiny_vocab, seed=7).batch
