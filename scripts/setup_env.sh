@@ -17,8 +17,10 @@ VPY="$VENV/bin/python"
 REFERENCE_WHEEL="$VENV/reference/verl-0.9.1-py3-none-any.whl"
 if [ ! -f "$REFERENCE_WHEEL" ]; then
   echo "[setup] downloading the reference verl wheel into $VENV/reference"
+  # only the parity test needs it (and fails naming the file without it): no index must not stop the setup
   "$VPY" -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
-    -r "$ROOT/scripts/requirements-reference-verl.txt" -d "$VENV/reference"
+    -r "$ROOT/scripts/requirements-reference-verl.txt" -d "$VENV/reference" \
+    || echo "[setup] WARNING: could not download it; tests/verl/trainer/ppo/test_core_algos_parity.py will fail"
 fi
 
 STAMP="$VENV/.recr1-installed"
