@@ -282,6 +282,7 @@ def test_overlong_buffer_without_a_penalty_factor_warns(caplog):
                                             "reward_model.overlong_buffer.len=128"]))
     assert "overlong_buffer.enable=True with penalty_factor=0" in caplog.text
 
+
 FILTER = ["algorithm.filter_groups.enable=True", "algorithm.filter_groups.metric=acc", "data.gen_batch_size=8"]
 
 
