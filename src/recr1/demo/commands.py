@@ -7,6 +7,14 @@ from recr1.demo.paths import DemoPaths
 from recr1.demo.settings import DemoSettings
 
 RL_PRESET = "recr1_demo_cpu"  # configs/recr1_demo_cpu.yaml
+# DAPO's dynamic sampling as the demo runs it (rl_filter_groups): at most 4 rounds of rl_prompts requests a step,
+# then train on the groups with a reward spread that there are
+FILTER_GROUPS = {
+    "algorithm.filter_groups.enable": True,
+    "algorithm.filter_groups.metric": "seq_reward",
+    "algorithm.filter_groups.max_num_gen_batches": 4,
+    "algorithm.filter_groups.on_exhausted": "train",
+}
 
 
 def sft_command(s: DemoSettings, paths: DemoPaths, max_length: int) -> list[str]:
@@ -67,5 +75,7 @@ def rl_command(s: DemoSettings, paths: DemoPaths, prompt_length: int) -> list[st
         "trainer.default_local_dir": paths.rl_ckpt,
         "hydra.run.dir": f"{paths.root}/rl/hydra",
     }
+    if s.rl_filter_groups:
+        overrides.update(FILTER_GROUPS)
     args = [f"{k}={v}" for k, v in overrides.items()] + list(s.extra_rl_overrides)
     return [sys.executable, "-m", "verl.trainer.main_ppo", "--config-name", RL_PRESET, *args]

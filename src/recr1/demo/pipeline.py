@@ -44,8 +44,8 @@ STAGES = (
           st.valid_sft_data),
     Stage("sft", "SFT warm start", ("sft_steps", "sft_batch", "sft_lr", "sft_warmup"), st.run_sft, st.valid_sft,
           in_process=False),
-    Stage("rl", "GRPO", ("rl_steps", "rl_prompts", "rl_n", "rl_lr", "rl_temperature", "response_length",
-                         "test_freq", "dedup_terms", "extra_rl_overrides"), st.run_rl, st.valid_rl,
+    Stage("rl", "GRPO", ("rl_steps", "rl_prompts", "rl_n", "rl_lr", "rl_temperature", "rl_filter_groups",
+                         "response_length", "test_freq", "dedup_terms", "extra_rl_overrides"), st.run_rl, st.valid_rl,
           in_process=False, resumable=True),
     Stage("eval", "evaluation", (), st.run_eval, st.valid_eval),
 )
