@@ -37,7 +37,7 @@ class DemoSettings:
     rl_n: int = 8                  # samples per prompt
     rl_lr: float = 3e-4
     rl_temperature: float = 1.0
-    rl_filter_groups: bool = False  # DAPO dynamic sampling: drop requests whose samples all scored the same and
+    rl_filter_groups: bool = True   # DAPO dynamic sampling: drop requests whose samples all scored the same and
     #                                 generate more (up to 4 rounds a step), so every update has a reward spread
     response_length: int = 32
     prompt_length: int = 320

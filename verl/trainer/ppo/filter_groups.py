@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -100,7 +101,8 @@ class GroupCollector:
         metric: see ``sample_metric``.
         train_batch_size: groups to train on (data.train_batch_size).
         max_num_gen_batches: rounds allowed per step; <= 0: no limit (verl).
-        on_exhausted: at the limit with too few groups: "error" (verl) or "train" on the usable groups there are.
+        on_exhausted: at the limit with too few groups: "error" (verl) or "train" on the usable groups there are
+            (none usable: the first groups of the last round as generated, whose GRPO advantages are 0).
         n: samples per group (rollout.n); world_size: data-parallel ranks the update splits the samples over.
     """
 
@@ -116,6 +118,7 @@ class GroupCollector:
         self._batches: list[DataProto] = []
         self._extras: list[dict[str, list]] = []
         self._groups: list = []
+        self._last_round: Optional[tuple[DataProto, dict[str, list]]] = None
 
     @classmethod
     def from_config(cls, config, world_size: int) -> "GroupCollector":
@@ -139,6 +142,7 @@ class GroupCollector:
         """One scored round: batch with non-tensor ``uid`` [B], token_level_scores [B, R] (and response_mask [B, R],
         counted for the per-token generation time); reward_extra {key: B values}."""
         self.num_gen_batches += 1
+        self._last_round = (batch, reward_extra)
         if "response_mask" in batch.batch.keys():
             self.gen_response_tokens += int(batch.batch["response_mask"].sum().item())
         uids = batch.non_tensor_batch["uid"]
@@ -154,8 +158,10 @@ class GroupCollector:
         """(batch of the groups to train on, their scorer extras, metrics train/num_gen_batches, train/num_kept_groups
         (trained on), train/num_dropped_groups (no spread), train/num_unused_groups (spread, but beyond the batch)).
 
-        Raises RuntimeError when too few groups have spread: always with on_exhausted=error (verl), and with
-        "train" when not one group's samples split over the ranks."""
+        Raises RuntimeError when too few groups have spread with on_exhausted=error (verl). With "train", when not
+        one group with spread splits over the ranks, the step trains on the first groups of the last round as they
+        were generated (a warning says so): their GRPO advantages are 0, so only the KL / entropy terms move the
+        policy, and a run whose policy has collapsed (every sample alike) goes on instead of stopping."""
         count = min(self.num_kept, self.target)
         if self.num_kept < self.target:
             where = (f"after {self.num_gen_batches} generation round(s) (algorithm.filter_groups.max_num_gen_batches="
@@ -167,14 +173,29 @@ class GroupCollector:
                                    f"algorithm.filter_groups.on_exhausted=train to train on the groups there are")
             count = usable_group_count(self.num_kept, self.n, self.world_size)
             if count == 0:
-                raise RuntimeError(f"{where}: their {self.num_kept} x rollout.n={self.n} samples do not make one "
-                                   f"group's share on each of {self.world_size} ranks, so there is nothing to train on")
+                return self._last_round_as_generated(where)
         chosen = set(self._groups[:count])
         batch = DataProto.concat(self._batches) if len(self._batches) > 1 else self._batches[0]
         extras = concat_extras(self._extras, [len(b) for b in self._batches])
         rows = np.array([i for i, uid in enumerate(batch.non_tensor_batch["uid"]) if uid in chosen], dtype=np.int64)
         metrics = {"train/num_gen_batches": self.num_gen_batches, "train/num_kept_groups": count,
                    "train/num_dropped_groups": self.num_dropped, "train/num_unused_groups": self.num_kept - count}
+        return batch.select_idxs(rows), take_extras(extras, rows, len(batch)), metrics
+
+
+    def _last_round_as_generated(self, where: str) -> tuple[DataProto, dict[str, list], dict[str, float]]:
+        batch, extras = self._last_round
+        groups = groups_in_order(batch.non_tensor_batch["uid"])
+        count = usable_group_count(min(len(groups), self.target), self.n, self.world_size)
+        if count == 0:
+            raise RuntimeError(f"{where}: not even the last round's {len(groups)} x rollout.n={self.n} samples make "
+                               f"one group's share on each of {self.world_size} ranks, so there is nothing to train on")
+        warnings.warn(f"{where}: training on the first {count} groups of the last round as generated (no spread: "
+                      "their GRPO advantages are 0)", stacklevel=3)
+        chosen = set(groups[:count])
+        rows = np.array([i for i, uid in enumerate(batch.non_tensor_batch["uid"]) if uid in chosen], dtype=np.int64)
+        metrics = {"train/num_gen_batches": self.num_gen_batches, "train/num_kept_groups": 0,
+                   "train/num_dropped_groups": self.num_dropped, "train/num_unused_groups": self.num_kept}
         return batch.select_idxs(rows), take_extras(extras, rows, len(batch)), metrics
 
 

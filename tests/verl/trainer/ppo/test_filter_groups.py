@@ -112,10 +112,22 @@ def test_on_exhausted_train_keeps_the_groups_that_split_over_the_ranks():
     assert metrics["train/num_kept_groups"] == 2 and metrics["train/num_unused_groups"] == 1
 
 
-def test_on_exhausted_train_with_nothing_usable_raises():
-    collector = GroupCollector("seq_reward", train_batch_size=4, max_num_gen_batches=1, on_exhausted="train", n=3,
+def test_on_exhausted_train_with_no_usable_group_trains_on_the_last_round_as_generated():
+    """A collapsed policy (every group alike) goes on training (zero advantages) instead of stopping the run."""
+    collector = GroupCollector("seq_reward", train_batch_size=4, max_num_gen_batches=2, on_exhausted="train", n=3,
                                world_size=2)
     collector.add(*scored_round({"A": [0, 1, 0], "B": [0, 0, 0]}))
+    collector.add(*scored_round({"C": [1, 1, 1], "D": [0, 0, 0], "E": [2, 2, 2]}))
+    with pytest.warns(UserWarning, match="training on the first 2 groups of the last round as generated"):
+        batch, _, metrics = collector.finish()
+    assert batch.non_tensor_batch["uid"].tolist() == ["C"] * 3 + ["D"] * 3  # 3 groups: 2 split over 2 ranks
+    assert metrics["train/num_kept_groups"] == 0 and metrics["train/num_unused_groups"] == 1
+
+
+def test_on_exhausted_train_with_nothing_that_splits_over_the_ranks_raises():
+    collector = GroupCollector("seq_reward", train_batch_size=4, max_num_gen_batches=1, on_exhausted="train", n=3,
+                               world_size=2)
+    collector.add(*scored_round({"A": [0, 1, 0]}))
     with pytest.raises(RuntimeError, match="nothing to train on"):
         collector.finish()
 
