@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 import verl.utils.torch_functional as verl_F
+from verl.utils.registry import NameRegistry
 
 __all__ = [
     "AdvantageEstimator",
@@ -64,7 +65,7 @@ class AdvantageEstimator(str, Enum):
     RLOO = "rloo"
 
 
-ADV_ESTIMATOR_REGISTRY: dict[str, Callable] = {}
+ADV_ESTIMATOR_REGISTRY = NameRegistry("advantage estimator")
 
 
 def _name(name_or_enum: Union[str, Enum]) -> str:
@@ -73,28 +74,14 @@ def _name(name_or_enum: Union[str, Enum]) -> str:
 
 def register_adv_est(name_or_enum: Union[str, AdvantageEstimator]) -> Callable[[Callable], Callable]:
     """Decorator: register an advantage estimator under a name (a different function may not reuse it)."""
-
-    def decorator(fn: Callable) -> Callable:
-        name = _name(name_or_enum)
-        if name in ADV_ESTIMATOR_REGISTRY and ADV_ESTIMATOR_REGISTRY[name] is not fn:
-            raise ValueError(f"advantage estimator {name!r} is already registered to {ADV_ESTIMATOR_REGISTRY[name]}")
-        ADV_ESTIMATOR_REGISTRY[name] = fn
-        return fn
-
-    return decorator
+    return ADV_ESTIMATOR_REGISTRY.register(_name(name_or_enum))
 
 
 def get_adv_estimator_fn(name_or_enum: Union[str, AdvantageEstimator]) -> Callable:
     """The estimator registered under ``name``; ValueError listing the valid names otherwise."""
-    name = _name(name_or_enum)
-    if name not in ADV_ESTIMATOR_REGISTRY:
-        raise ValueError(f"unknown advantage estimator {name!r}; valid: {sorted(ADV_ESTIMATOR_REGISTRY)}")
-    return ADV_ESTIMATOR_REGISTRY[name]
+    return ADV_ESTIMATOR_REGISTRY.lookup(_name(name_or_enum))
 
 
-# ----------------------------------------------------------------------------------------------
-# KL controllers
-# ----------------------------------------------------------------------------------------------
 class AdaptiveKLController:
     """Adaptive KL coefficient (Ziegler et al. 2019, arXiv:1909.08593).
 
@@ -378,7 +365,7 @@ def agg_loss(
 # policy losses
 # ----------------------------------------------------------------------------------------------
 PolicyLossFn = Callable[..., tuple[torch.Tensor, dict[str, float]]]
-POLICY_LOSS_REGISTRY: dict[str, PolicyLossFn] = {}
+POLICY_LOSS_REGISTRY = NameRegistry("policy loss")
 
 
 def register_policy_loss(name: str) -> Callable[[PolicyLossFn], PolicyLossFn]:
@@ -390,21 +377,12 @@ def register_policy_loss(name: str) -> Callable[[PolicyLossFn], PolicyLossFn]:
     ``global_batch_info`` holds the ``agg_loss`` normalisers of the current mini-batch; it returns
     (scalar loss, {metric name: float}).
     """
-
-    def decorator(fn: PolicyLossFn) -> PolicyLossFn:
-        if name in POLICY_LOSS_REGISTRY and POLICY_LOSS_REGISTRY[name] is not fn:
-            raise ValueError(f"policy loss {name!r} is already registered to {POLICY_LOSS_REGISTRY[name]}")
-        POLICY_LOSS_REGISTRY[name] = fn
-        return fn
-
-    return decorator
+    return POLICY_LOSS_REGISTRY.register(name)
 
 
 def get_policy_loss_fn(name: str) -> PolicyLossFn:
     """The policy loss registered under ``name``; ValueError listing the valid names otherwise."""
-    if name not in POLICY_LOSS_REGISTRY:
-        raise ValueError(f"unknown policy loss {name!r}; valid: {sorted(POLICY_LOSS_REGISTRY)}")
-    return POLICY_LOSS_REGISTRY[name]
+    return POLICY_LOSS_REGISTRY.lookup(name)
 
 
 def _clip_ranges(config, who: str) -> tuple[float, float]:

@@ -196,7 +196,7 @@ def test_registry_knows_every_builtin_and_calls_them_uniformly():
 
 
 def test_register_adv_est_adds_custom_and_refuses_a_clash(monkeypatch):
-    monkeypatch.setattr(core_algos, "ADV_ESTIMATOR_REGISTRY", dict(core_algos.ADV_ESTIMATOR_REGISTRY))
+    monkeypatch.setattr(core_algos, "ADV_ESTIMATOR_REGISTRY", core_algos.ADV_ESTIMATOR_REGISTRY.copy())
 
     @register_adv_est("my_est")
     def my_est(token_level_rewards, response_mask, **kwargs):
@@ -380,7 +380,7 @@ def test_policy_loss_registry_knows_verls_names_and_refuses_unknown_and_clashing
     assert get_policy_loss_fn("gspo") is compute_policy_loss_gspo
     with pytest.raises(ValueError, match=r"unknown policy loss 'ppo2'; valid: \['gspo', 'vanilla'\]"):
         get_policy_loss_fn("ppo2")
-    monkeypatch.setattr(core_algos, "POLICY_LOSS_REGISTRY", dict(core_algos.POLICY_LOSS_REGISTRY))
+    monkeypatch.setattr(core_algos, "POLICY_LOSS_REGISTRY", core_algos.POLICY_LOSS_REGISTRY.copy())
 
     @register_policy_loss("mine")
     def mine(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean", config=None,
