@@ -9,7 +9,7 @@ import numpy as np
 from recr1.retrieval.dense_index import load_dense_index
 from recr1.retrieval.encoder import TextEncoder
 from recr1.retrieval.query_text import DEFAULT_MAX_QUERY_TERMS, clean_query
-from recr1.retrieval.searcher import Hit, Searcher
+from recr1.retrieval.base import Hit, Searcher
 
 
 class DenseSearcher(Searcher):

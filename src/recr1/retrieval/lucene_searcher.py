@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from recr1.retrieval.java import java_class, start_jvm
 from recr1.retrieval.lucene_hits import HitReader
 from recr1.retrieval.query_text import DEFAULT_MAX_QUERY_TERMS, clean_query, rec_r1_wrap
-from recr1.retrieval.searcher import Hit, Searcher
+from recr1.retrieval.base import Hit, Searcher
 
 log = logging.getLogger(__name__)
 # Callers on several Python threads (a user's pool, a web server) take turns: see the module docstring.

@@ -1,61 +1,23 @@
-"""One interface for the BM25 (Lucene) and dense (FAISS) retrievers, and a per-process cache.
+"""Load the BM25 (Lucene) or dense (FAISS) searcher for an index, and keep one per process.
 
     searcher = get_searcher("bm25", "data/index/lucene", k1=1.2, b=0.75)
     hits = searcher.batch_search(["red wool socks", "usb c cable"], k=100)
     hits[0][:2]  # [("P000123", 14.2), ("P004711", 12.9)]
 
 ``get_searcher`` loads a searcher once per process for each (kind, index path, settings) and hands
-the same object back afterwards: the reward calls it hundreds of times per training step.
+the same object back afterwards: the reward calls it hundreds of times per training step. The
+``Searcher`` interface itself lives in :mod:`recr1.retrieval.base` (re-exported here).
 """
 from __future__ import annotations
 
 import os
 import threading
-from abc import ABC, abstractmethod
-from collections import Counter
-from collections.abc import Sequence
+
+from recr1.retrieval.base import Hit, Searcher
+
+__all__ = ["RETRIEVER_KINDS", "Hit", "Searcher", "clear_searcher_cache", "get_searcher", "load_searcher"]
 
 RETRIEVER_KINDS = ("bm25", "dense")
-
-Hit = tuple[str, float]
-
-
-class Searcher(ABC):
-    """A retriever over a product catalog.
-
-    Subclasses implement :meth:`batch_search`; it must accept any text (see
-    :func:`recr1.retrieval.query_text.clean_query`) and never raise because of a query.
-    ``stats`` counts events worth reporting (query fallbacks, queries that failed to run).
-    """
-
-    kind: str = ""
-
-    def __init__(self):
-        self.stats: Counter[str] = Counter()
-
-    @abstractmethod
-    def batch_search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
-        """Rank the catalog for each query.
-
-        Args:
-            queries: n query strings (duplicates are searched once).
-            k: hits to return per query.
-
-        Returns:
-            n lists of up to k ``(doc_id, score)`` pairs, best first; ``[]`` for an empty query.
-        """
-
-    def search(self, query: str, k: int) -> list[Hit]:
-        """Hits for one query (see :meth:`batch_search`)."""
-        return self.batch_search([query], k)[0]
-
-    @property
-    @abstractmethod
-    def num_docs(self) -> int:
-        """Number of documents in the index."""
-
-    def close(self) -> None:
-        """Release threads and files; the searcher is unusable afterwards."""
 
 
 def load_searcher(kind: str, index: str | os.PathLike, **settings) -> Searcher:

@@ -1,0 +1,50 @@
+"""The retriever interface every searcher implements (BM25, dense, and wrappers such as the query cache).
+
+It lives apart from :mod:`recr1.retrieval.searcher` (the factory) so that the concrete searchers import
+only this module and the factory imports them: no import cycle.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Sequence
+
+Hit = tuple[str, float]
+
+
+class Searcher(ABC):
+    """A retriever over a product catalog.
+
+    Subclasses implement :meth:`batch_search`; it must accept any text (see
+    :func:`recr1.retrieval.query_text.clean_query`) and never raise because of a query.
+    ``stats`` counts events worth reporting (query fallbacks, queries that failed to run).
+    """
+
+    kind: str = ""
+
+    def __init__(self):
+        self.stats: Counter[str] = Counter()
+
+    @abstractmethod
+    def batch_search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+        """Rank the catalog for each query.
+
+        Args:
+            queries: n query strings (duplicates are searched once).
+            k: hits to return per query.
+
+        Returns:
+            n lists of up to k ``(doc_id, score)`` pairs, best first; ``[]`` for an empty query.
+        """
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        """Hits for one query (see :meth:`batch_search`)."""
+        return self.batch_search([query], k)[0]
+
+    @property
+    @abstractmethod
+    def num_docs(self) -> int:
+        """Number of documents in the index."""
+
+    def close(self) -> None:
+        """Release threads and files; the searcher is unusable afterwards."""
