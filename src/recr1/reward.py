@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from recr1.metrics import first_ranks, ndcg_at_k
+from recr1.retrieval.query_cache import CachedSearcher
 from recr1.retrieval.query_text import clean_query
 from recr1.retrieval.searcher import Searcher, get_searcher
 
@@ -180,7 +181,9 @@ def compute_score_batch(
     Returns:
         n dicts with ``score`` (float), ``ndcg`` (float), ``rank`` (1-based rank of the best target
         within the top k, or None), ``format_ok`` (bool), ``reason`` (FORMAT_REASONS or
-        "hit"/"miss"/"empty_query"), ``query`` (the parsed query or None) and ``k``.
+        "hit"/"miss"/"empty_query"), ``query`` (the parsed query or None) and ``k``; with a query-cached
+        searcher also ``query_cache_hit`` (whether the sample's hits came from results of earlier calls,
+        None when nothing was searched), which verl logs as ``reward/query_cache_hit/mean``.
     """
     n = len(solution_strs)
     if len(data_sources) != n or len(ground_truths) != n or (extra_infos is not None and len(extra_infos) != n):
@@ -200,8 +203,11 @@ def compute_score_batch(
         if query:
             k_needed[query] = max(k, k_needed.get(query, 0))
     ranked: dict[str, list[str]] = {}
+    from_cache: dict[str, bool] | None = None
     if k_needed:
         searcher = searcher or resolve_searcher(retriever, index, **searcher_settings)
+        if isinstance(searcher, CachedSearcher):
+            from_cache = {query: searcher.contains(query, k) for query, k in k_needed.items()}
         for k in sorted(set(k_needed.values())):
             batch = [q for q, kq in k_needed.items() if kq == k]
             for query, hits in zip(batch, searcher.batch_search(batch, k)):
@@ -225,6 +231,8 @@ def compute_score_batch(
                     rank=min(ranks.values()) if ranks else None,
                     reason="hit" if hit else "miss",
                 )
+        if from_cache is not None:
+            result["query_cache_hit"] = from_cache.get(query) if query else None
         results.append(result)
     return results
 

@@ -80,6 +80,7 @@ def test_eval_sources():
 
 def test_hit_at_rank_one(bm25_searcher):
     [result] = compute_score_batch(["amazon_c4_train"], [respond("red leather shoes")], [GT_RED], searcher=bm25_searcher)
+    assert result.pop("query_cache_hit") in (True, False)  # the default searcher caches; earlier tests decide which
     assert result == {"score": pytest.approx(1.1), "ndcg": 1.0, "rank": 1, "format_ok": True, "reason": "hit",
                       "query": "red leather shoes", "k": 1000}  # fmt: skip
 
@@ -163,6 +164,9 @@ def test_batch_equals_per_sample(bm25_searcher):
     truths = [{"target": ["knife-steel"]}, GT_RED, GT_RED]
     batch = compute_score_batch(sources, responses, truths, [{}, None, {}], searcher=bm25_searcher)
     single = [compute_score(s, r, t, searcher=bm25_searcher) for s, r, t in zip(sources, responses, truths)]
+    # Whether hits came from the query cache depends on what was searched before, not on the batching.
+    for result in batch + single:
+        result.pop("query_cache_hit", None)
     assert batch == single
 
 
@@ -197,6 +201,42 @@ def test_adversarial_responses_are_all_scored(bm25_searcher, adversarial_queries
         assert isinstance(result["score"], float) and math.isfinite(result["score"]), response[:60]
         assert result["reason"] in FORMAT_REASONS + ("hit", "miss", "empty_query")
         assert (result["score"] == -2.0) == (not result["format_ok"])
+
+
+def test_query_cache_hit_rate_reaches_the_training_metrics(lucene_index_dir, adversarial_queries):
+    from recr1.retrieval.query_cache import CachedSearcher
+    from recr1.retrieval.searcher import get_searcher
+    from verl.trainer.ppo.metric_utils import compute_reward_extra_metrics
+
+    plain = get_searcher("bm25", lucene_index_dir, cache_size=0)
+    cached = CachedSearcher(plain, max_entries=100)
+    first = [respond("red leather shoes"), respond("red  leather shoes"), respond("steel knife"), "garbage"]
+    step1 = compute_score_batch(["amazon_c4_train"] * 4, first, [GT_RED] * 4, searcher=cached)
+    assert [r["query_cache_hit"] for r in step1] == [False, False, False, None]
+    second = [respond("red leather shoes"), respond("socks"), respond(""), respond("steel knife")]
+    step2 = compute_score_batch(["amazon_c4_train"] * 4, second, [GT_RED] * 4, searcher=cached)
+    assert [r["query_cache_hit"] for r in step2] == [True, False, None, True]
+    extras = {key: [r[key] for r in step2] for key in step2[0]}
+    assert compute_reward_extra_metrics(extras)["reward/query_cache_hit/mean"] == pytest.approx(2 / 3)
+    # Cached scores are the uncached ones, adversarial queries included (twice: the second time from the cache).
+    responses = [respond(q) for q in adversarial_queries + ["red leather shoes", "brass compass"]]
+    args = (["amazon_c4_train"] * len(responses), responses, [GT_RED] * len(responses))
+    uncached = compute_score_batch(*args, searcher=plain)
+    for _ in range(2):
+        scored = compute_score_batch(*args, searcher=cached)
+        for result in scored:
+            result.pop("query_cache_hit")
+        assert scored == uncached
+
+
+def test_cache_size_comes_from_reward_kwargs(lucene_index_dir):
+    off = compute_score_batch(["amazon_c4_train"], [respond("steel knife")], [GT_RED], retriever="bm25",
+                              index=lucene_index_dir, cache_size=0)
+    assert "query_cache_hit" not in off[0]
+    on = compute_score_batch(["amazon_c4_train"] * 2, [respond("steel knife")] * 2, [GT_RED] * 2,
+                             retriever="bm25", index=lucene_index_dir, cache_size=7)
+    assert resolve_searcher("bm25", lucene_index_dir, cache_size=7).max_entries == 7
+    assert [r["query_cache_hit"] for r in on] == [False, False] and on[0]["score"] == off[0]["score"]
 
 
 # ---- preflight: the index is checked before training starts ----------------------------------------

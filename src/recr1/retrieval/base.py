@@ -41,6 +41,11 @@ class Searcher(ABC):
         """Hits for one query (see :meth:`batch_search`)."""
         return self.batch_search([query], k)[0]
 
+    def query_key(self, query: str) -> str:
+        """The text ``query`` is searched as, after this searcher's own preprocessing: queries with the same key
+        get the same hits (what :mod:`recr1.retrieval.query_cache` keys its entries on)."""
+        return query
+
     @property
     @abstractmethod
     def num_docs(self) -> int:

@@ -65,6 +65,10 @@ class DenseSearcher(Searcher):
     def num_docs(self) -> int:
         return int(self._index.ntotal)
 
+    def query_key(self, query: str) -> str:
+        """See :meth:`Searcher.query_key`: the cleaned text the encoder sees."""
+        return clean_query(query, max_terms=self.max_query_terms)
+
     def batch_search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
         """See :meth:`Searcher.batch_search`; an empty (or all-control-character) query gets no hits."""
         k = min(int(k), self.num_docs)

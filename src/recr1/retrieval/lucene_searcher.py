@@ -198,6 +198,10 @@ class LuceneSearcher(Searcher):
         text = clean_query(raw, max_terms=self.max_query_terms)
         return rec_r1_wrap(text) if text and self.rec_r1_compat else text
 
+    def query_key(self, query: str) -> str:
+        """See :meth:`Searcher.query_key`: the cleaned (and, in Rec-R1 mode, wrapped) text."""
+        return self._query_text(query)
+
     def build_query(self, raw: str):
         """The Lucene ``Query`` for ``raw`` text, or None when nothing searchable is left."""
         text = self._query_text(raw)
