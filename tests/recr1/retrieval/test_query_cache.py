@@ -71,3 +71,17 @@ def test_get_searcher_shares_one_cached_searcher_and_checks_cache_size(lucene_in
             get_searcher("bm25", lucene_index_dir, cache_size=bad)
     with pytest.raises(ValueError, match="cache_size"):
         CachedSearcher(plain, max_entries=0)
+
+
+def test_dense_searcher_cached_gives_its_own_hits(dense_index_dir):
+    plain = get_searcher("dense", dense_index_dir, cache_size=0)
+    cached = CachedSearcher(plain, max_entries=100)
+    queries = KNOWN + ["red  leather shoes", "", "😀🔥 shoes 🥾"]
+    first = cached.batch_search(KNOWN[:3], 5)  # part of the next call then comes from the cache
+    assert cached.batch_search(KNOWN[:3], 5) == first
+    got, expected = cached.batch_search(queries, 5), plain.batch_search(queries, 5)
+    # The encoder's float32 output moves by ~1e-7 with the batch a query is encoded in (padding), with or
+    # without the cache: the cache returns what the searcher gave when the query was first searched.
+    assert [[d for d, _ in hits] for hits in got] == [[d for d, _ in hits] for hits in expected]
+    assert [[s for _, s in hits] for hits in got] == [pytest.approx([s for _, s in hits], abs=1e-5) for hits in expected]
+    assert cached.contains("red leather  shoes", 5)  # keyed on the dense searcher's own cleaning
