@@ -52,21 +52,22 @@ def sample_metric(batch: DataProto, metric: str, reward_extra: dict[str, list]) 
     return values
 
 
-def kept_rows(uids: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Which samples belong to a group with spread: bool [B] from uids [B] (object) and values [B].
+def group_spread(uids, values) -> dict:
+    """{uid: (number of samples, whether the group has a spread)} from uids [B] and values [B].
 
-    Spread is max > min, so identical values never count (verl's np.std rounds three 0.1s to 1.4e-17 > 0 and keeps
-    that group). A group of one sample is kept, as verl does (nothing to compare it with).
-    """
-    lows: dict = {}
-    highs: dict = {}
+    Spread is max > min, so identical values never count (verl's np.std rounds three 0.1s to 1.4e-17 > 0)."""
+    stats: dict = {}
     for uid, value in zip(uids, values):
-        lows[uid] = min(lows.get(uid, value), value)
-        highs[uid] = max(highs.get(uid, value), value)
-    sizes: dict = {}
-    for uid in uids:
-        sizes[uid] = sizes.get(uid, 0) + 1
-    return np.array([highs[u] > lows[u] or sizes[u] == 1 for u in uids], dtype=bool)
+        count, low, high = stats.get(uid, (0, value, value))
+        stats[uid] = (count + 1, min(low, value), max(high, value))
+    return {uid: (count, high > low) for uid, (count, low, high) in stats.items()}
+
+
+def kept_rows(uids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Which samples belong to a group with spread (``group_spread``): bool [B] from uids [B] (object) and values
+    [B]. A group of one sample is kept, as verl does (nothing to compare it with)."""
+    spread = group_spread(uids, values)
+    return np.array([spread[u][1] or spread[u][0] == 1 for u in uids], dtype=bool)
 
 
 def groups_in_order(uids: np.ndarray) -> list:

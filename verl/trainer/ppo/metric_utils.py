@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from verl.protocol import DataProto
+from verl.trainer.ppo.filter_groups import group_spread
 
 
 @contextlib.contextmanager
@@ -182,13 +183,10 @@ def compute_group_metrics(scores: torch.Tensor, uids: Sequence) -> dict[str, flo
     """
     if len(uids) != len(scores):
         raise ValueError(f"{len(uids)} uids for {len(scores)} scores")
-    groups: dict = defaultdict(list)
-    for uid, score in zip(uids, scores.tolist()):
-        groups[uid].append(score)
-    sized = [g for g in groups.values() if len(g) > 1]
-    if not sized:
+    spreads = [has_spread for count, has_spread in group_spread(uids, scores.tolist()).values() if count > 1]
+    if not spreads:
         return {}
-    return {"critic/score/zero_spread_group_frac": sum(max(g) == min(g) for g in sized) / len(sized)}
+    return {"critic/score/zero_spread_group_frac": spreads.count(False) / len(spreads)}
 
 
 def process_validation_metrics(data_sources: list[str], scores: list[float],
