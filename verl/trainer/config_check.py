@@ -510,6 +510,9 @@ def config_errors(config: DictConfig) -> list[str]:
         errors.append("reward_model.enable=True: a model-based reward is not supported here; "
                       "use custom_reward_function.path or reward_model.data_source_scorers")
     _check_choice(errors, "reward_model.reward_manager", config.reward_model.reward_manager, list_reward_managers())
+    if not isinstance(config.reward_model.get("launch_reward_fn_async", True), bool):
+        errors.append(f"reward_model.launch_reward_fn_async={config.reward_model.launch_reward_fn_async!r}: "
+                      f"expected True or False")
     try:  # the reward managers build it from the same keys; here every problem is reported before any worker starts
         OverlongBuffer.from_config(config.reward_model.overlong_buffer, data.max_response_length)
     except (TypeError, ValueError) as e:

@@ -2,11 +2,13 @@
 
 One step: prompts -> generate (each prompt rollout.n times) -> reward -> old log-probs (skipped when the batch
 gets exactly one update: actor.recompute_old_log_prob) -> ref log-probs -> values -> (KL in reward) -> advantages
--> update critic -> update actor -> metrics, validation, checkpoint.
+-> update critic -> update actor -> metrics, validation, checkpoint. With reward_model.launch_reward_fn_async (the
+default) the reward runs on a driver thread during the log-prob / reference / value passes (async_reward.py).
 The driver never reaches into a worker: every arrow is a registered worker-group call.
 """
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from enum import Enum
@@ -22,6 +24,7 @@ from verl.trainer.config_check import (need_critic, need_old_log_prob_pass, need
                                        world_size)
 from verl.trainer.ppo import core_algos
 from verl.trainer.ppo.advantage import apply_kl_penalty, compute_advantage, compute_response_mask
+from verl.trainer.ppo.async_reward import RewardLauncher
 from verl.trainer.ppo.filter_groups import GroupCollector, accumulate_round_metrics, describe_progress
 from verl.trainer.ppo.metric_utils import (compute_data_metrics, compute_memory_metrics, compute_reward_extra_metrics,
                                            compute_throughout_metrics, compute_timing_metrics, pop_worker_metrics,
@@ -74,6 +77,10 @@ class RayPPOTrainer:
         self.world_size = world_size(config)
         self.kl_ctrl_in_reward = core_algos.get_kl_controller(config.algorithm.kl_ctrl) \
             if config.algorithm.use_kl_in_reward else None
+        # Dynamic sampling needs the scores to pick the groups it keeps, so its reward stays in line.
+        self.reward_launcher = RewardLauncher(functools.partial(compute_reward, reward_fn=reward_fn)) \
+            if config.reward_model.get("launch_reward_fn_async", True) and not config.algorithm.filter_groups.enable \
+            else None
         self.global_steps = 0
         self._worker_groups: list = []
         self.collate_fn = collate_fn or default_collate_fn
@@ -165,6 +172,8 @@ class RayPPOTrainer:
         groups, self._worker_groups = self._worker_groups, []
         for group in groups:
             group.shutdown()
+        if self.reward_launcher is not None:
+            self.reward_launcher.shutdown()
 
     # -- one step --------------------------------------------------------------------------------
     def _generation_meta(self, **extra) -> dict:
@@ -249,12 +258,16 @@ class RayPPOTrainer:
         """Everything from prompts to updated weights; returns the finished batch and the step's metrics."""
         cfg, alg = self.config, self.config.algorithm
         metrics: dict = {}
-        batch, reward_extra = self._sample(batch, timing_raw, metrics)
+        pending_reward = None
+        if self.reward_launcher is not None:  # the reward runs while the passes below do (launch_reward_fn_async)
+            batch = self._generate(batch, timing_raw, metrics)
+        else:
+            batch, reward_extra = self._sample(batch, timing_raw, metrics)
         if cfg.trainer.balance_batch:
             self._balance_batch(batch, metrics)
+        if self.reward_launcher is not None:
+            pending_reward = self.reward_launcher.launch(batch)
         batch.meta_info["global_token_num"] = batch.batch["attention_mask"].sum(-1).tolist()
-        metrics.update(compute_reward_extra_metrics(
-            reward_extra, categorical_keys=tuple(self.config.reward_model.get("categorical_extra_keys", ["reason"]))))
         batch.meta_info["temperature"] = float(cfg.actor_rollout_ref.rollout.temperature)
         if self.use_old_log_prob_pass:  # else the update uses its own log-probs (see need_old_log_prob_pass)
             with timer("old_log_prob", timing_raw):
@@ -275,6 +288,10 @@ class RayPPOTrainer:
                 values = self.critic_wg.compute_values(batch)
                 metrics.update(pop_worker_metrics(values))
                 batch = batch.union(values)
+        if pending_reward is not None:
+            batch.batch["token_level_scores"], reward_extra = pending_reward.result(timing_raw)
+        metrics.update(compute_reward_extra_metrics(
+            reward_extra, categorical_keys=tuple(self.config.reward_model.get("categorical_extra_keys", ["reason"]))))
         with timer("adv", timing_raw):
             if alg.use_kl_in_reward:
                 batch, kl_metrics = apply_kl_penalty(batch, self.kl_ctrl_in_reward, alg.kl_penalty)
