@@ -18,6 +18,7 @@ import re
 
 from recr1.demo.paths import DemoPaths
 from recr1.demo.settings import DemoSettings
+from recr1.report.series import curve, smooth
 
 METHODS = ("raw_request", "sft", "rl")
 METRICS = (("ndcg@10", "NDCG@10"), ("ndcg@100", "NDCG@100"), ("recall@100", "Recall@100"), ("format_ok", "format-ok"))
@@ -39,11 +40,6 @@ def method_table(metrics_json: str) -> dict[str, dict]:
     if "overall" not in rows:  # a single data source: it is the overall row
         rows = {"overall": next(iter(rows.values())), **rows}
     return {"overall": rows.pop("overall"), **dict(sorted(rows.items()))}
-
-
-def curve(metrics_rows: list[dict], key: str) -> list[list[float]]:
-    """``[[step, value], ...]`` of ``key`` in a trainer's metrics rows."""
-    return [[row["step"], row[key]] for row in metrics_rows if row.get(key) is not None]
 
 
 def verdict(test: dict[str, dict]) -> dict:
@@ -87,7 +83,7 @@ def plot_curves(path: str, rl_rows: list[dict], val_key: str, baselines: dict[st
         if points:
             steps, values = zip(*points)
             left.plot(steps, values, alpha=0.35, linewidth=0.8)
-            left.plot(steps, _smooth(values), label=f"{label} (smoothed)", color=left.lines[-1].get_color())
+            left.plot(steps, smooth(values), label=f"{label} (smoothed)", color=left.lines[-1].get_color())
     left.set_xlabel("GRPO step")
     left.set_title("training batches")
     left.legend(loc="lower right")
@@ -105,16 +101,6 @@ def plot_curves(path: str, rl_rows: list[dict], val_key: str, baselines: dict[st
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def _smooth(values, window: int = 20) -> list[float]:
-    out, total = [], 0.0
-    for i, v in enumerate(values):
-        total += v
-        if i >= window:
-            total -= values[i - window]
-        out.append(total / min(i + 1, window))
-    return out
 
 
 def write_report(paths: DemoPaths, settings: DemoSettings, stages: dict[str, dict], rl_rows: list[dict],
