@@ -15,6 +15,7 @@ import threading
 
 from recr1.retrieval.base import Hit, Searcher
 from recr1.retrieval.query_cache import DEFAULT_CACHE_SIZE, CachedSearcher
+from recr1.retrieval.searcher_pool import SearcherPool, check_num_workers
 
 __all__ = ["RETRIEVER_KINDS", "Hit", "Searcher", "clear_searcher_cache", "get_searcher", "load_searcher"]
 
@@ -50,20 +51,27 @@ def _cache_key(kind: str, index: str | os.PathLike, settings: dict) -> tuple:
     return (kind, os.path.realpath(index), tuple(sorted((k, repr(v)) for k, v in settings.items())))
 
 
-def get_searcher(kind: str, index: str | os.PathLike, cache_size: int = DEFAULT_CACHE_SIZE, **settings) -> Searcher:
+def get_searcher(kind: str, index: str | os.PathLike, cache_size: int = DEFAULT_CACHE_SIZE, num_workers: int = 1,
+                 **settings) -> Searcher:
     """The process-wide searcher for (kind, index path, settings), loaded on first use.
 
     ``cache_size`` (entries; 0 turns it off) bounds a cache of (query, k) -> hits kept across calls and
     shared by every caller of this searcher (see :class:`~recr1.retrieval.query_cache.CachedSearcher`).
+    ``num_workers`` > 1 searches in that many processes, each with its own searcher over the same index
+    (a :class:`~recr1.retrieval.searcher_pool.SearcherPool`, behind the cache); 1 searches in this process.
     """
     if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
         raise ValueError(f"cache_size={cache_size!r}; expected a whole number of entries >= 0 (0 turns the query "
                          f"cache off)")
-    key = _cache_key(kind, index, {**settings, "cache_size": cache_size})
+    check_num_workers(num_workers)
+    key = _cache_key(kind, index, {**settings, "cache_size": cache_size, "num_workers": num_workers})
     with _cache_lock:
         searcher = _cache.get(key)
         if searcher is None:
-            searcher = load_searcher(kind, index, **settings)
+            if num_workers > 1:
+                searcher = SearcherPool(kind, index, num_workers, **settings)
+            else:
+                searcher = load_searcher(kind, index, **settings)
             if cache_size:
                 searcher = CachedSearcher(searcher, cache_size)
             _cache[key] = searcher
