@@ -2,6 +2,7 @@
 
     python -m recr1.eval --data data/amazon_c4/test.parquet --index data/index/lucene --retriever bm25 \
         [--model CHECKPOINT_DIR] [--engine hf|vllm] --out outputs/eval/run1
+    python -m recr1.eval --data ... --retriever remote --url http://cpu-node:8000 --out ...  # recr1.retrieval.serve
 
 Without ``--model`` the raw request itself is the query (the baseline). With a model, each prompt
 is answered exactly as the training rollout answers it (:mod:`recr1.generate`: the HF rollout's
@@ -28,6 +29,7 @@ import numpy as np
 from recr1.generate import ENGINES, Sampling, generate
 from recr1.metrics import first_ranks, mrr, ndcg_at_k, recall_at_k
 from recr1.reward import parse_answer, targets_from_ground_truth
+from recr1.retrieval.remote_searcher import RemoteSearchError
 from recr1.retrieval.searcher import RETRIEVER_KINDS, load_searcher
 
 EVAL_K = 100
@@ -164,6 +166,8 @@ def evaluate(
         formats = [(p.format_ok, p.reason) for p in parsed]
 
     searcher = load_searcher(retriever, index, **(searcher_settings or {}))
+    if retriever == "remote":  # the server's index, named by the server
+        index = f"{searcher.index} ({searcher.retriever}, served at {searcher.url})"
     hits = searcher.batch_search(queries, EVAL_K)
     os.makedirs(out, exist_ok=True)
     records = []
@@ -193,8 +197,9 @@ def evaluate(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True, help="prepared parquet file (verl row schema)")
-    parser.add_argument("--index", required=True, help="Lucene or dense index folder")
+    parser.add_argument("--index", default=None, help="Lucene or dense index folder (bm25, dense)")
     parser.add_argument("--retriever", required=True, choices=RETRIEVER_KINDS)
+    parser.add_argument("--url", default=None, help="with --retriever remote: a python -m recr1.retrieval.serve server")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--model", default=None, help="checkpoint folder (HF format); omit for the raw-request baseline")
     parser.add_argument("--engine", default="hf", choices=ENGINES, help="generation engine (both as in training)")
@@ -214,11 +219,21 @@ def main(argv: list[str] | None = None) -> None:
     settings: dict = {"threads": args.threads}
     if args.retriever == "bm25":
         settings.update(jvm_heap=args.jvm_heap, query_syntax=args.query_syntax, rec_r1_compat=args.rec_r1_compat)
+    if args.retriever == "remote":
+        searcher_flags = [f for f, on in (("--index", args.index), ("--threads", args.threads), ("--jvm-heap",
+                          args.jvm_heap), ("--query-syntax", args.query_syntax != "bow"), ("--rec-r1-compat",
+                          args.rec_r1_compat)) if on]  # fmt: skip
+        if not args.url or searcher_flags:
+            parser.error(f"--retriever remote takes --url and none of {searcher_flags or ['--index', '...']} (the "
+                         f"server's own flags)")
+        settings = {"url": args.url}
+    elif args.index is None or args.url is not None:
+        parser.error(f"--retriever {args.retriever} needs --index (and no --url)")
     try:
         sampling = Sampling(args.do_sample, args.temperature, args.top_k, args.top_p)
         evaluate(args.data, args.index, args.retriever, args.out, args.model, args.engine, args.max_new_tokens,
                  args.batch_size, args.limit, args.device, settings, sampling)  # fmt: skip
-    except (FileNotFoundError, ValueError, ImportError) as exc:
+    except (FileNotFoundError, ValueError, ImportError, RemoteSearchError) as exc:
         sys.exit(f"eval: {exc}")
 
 

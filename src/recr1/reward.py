@@ -16,9 +16,10 @@ searches each distinct query once, and scores every sample against its own targe
 ``compute_score`` is the per-sample form for reward managers that call one sample at a time.
 The retriever comes from keyword arguments (``retriever``, ``index`` and searcher settings, passed
 by the trainer from ``custom_reward_function.reward_kwargs``), else from the environment variables
-``RECR1_RETRIEVER`` (bm25|dense) and ``RECR1_INDEX``; it is loaded once per process. ``preflight``
-(called by verl's trainer before any worker starts) checks that the index exists, holds documents and
-answers a query.
+``RECR1_RETRIEVER`` (bm25|dense|remote) and ``RECR1_INDEX`` (``RECR1_URL`` for a retrieval server,
+``recr1.retrieval.serve``); it is loaded once per process. ``preflight`` (called by verl's trainer before
+any worker starts) checks that the index exists (or the server answers its health check), holds documents
+and answers a query.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from typing import Any
 from recr1.metrics import first_ranks, ndcg_at_k
 from recr1.retrieval.query_cache import CachedSearcher
 from recr1.retrieval.query_text import clean_query
+from recr1.retrieval.remote_searcher import RemoteSearchError
 from recr1.retrieval.searcher import Searcher, get_searcher
 
 FORMAT_BONUS = 0.1
@@ -143,8 +145,15 @@ def is_eval_source(data_source: str, extra_info: dict | None = None) -> bool:
 
 
 def resolve_searcher(retriever: str | None = None, index: str | None = None, **settings) -> Searcher:
-    """The process-wide searcher: arguments first, then ``$RECR1_RETRIEVER`` / ``$RECR1_INDEX``."""
+    """The process-wide searcher: arguments first, then ``$RECR1_RETRIEVER`` / ``$RECR1_INDEX`` (``$RECR1_URL``
+    for ``retriever="remote"``, a client of a ``recr1.retrieval.serve`` server, which takes no index)."""
     kind = retriever or os.environ.get("RECR1_RETRIEVER") or "bm25"
+    if kind == "remote":
+        url = settings.pop("url", None) or os.environ.get("RECR1_URL")
+        if not url:
+            raise ValueError("the reward with retriever remote needs the retrieval server's address: pass "
+                             "url=http://host:port (reward_kwargs) or set RECR1_URL")
+        return get_searcher(kind, index, url=url, **settings)
     index = index or os.environ.get("RECR1_INDEX")
     if not index:
         raise ValueError("the reward needs a retrieval index: pass index=... (reward_kwargs) or set RECR1_INDEX")
@@ -255,14 +264,23 @@ def preflight(*, retriever: str | None = None, index: str | None = None, searche
     Raises:
         ValueError: no index configured, the index holds no documents, or a searcher setting is wrong.
         FileNotFoundError: the index folder is missing or not an index of that kind.
+        RemoteSearchError: with ``retriever="remote"``, the server at ``url`` does not answer (refused, timed out,
+            an error status) its health check or a query; the message names the URL.
     """
     if searcher is None:
         kind = retriever or os.environ.get("RECR1_RETRIEVER") or "bm25"
-        index = index or os.environ.get("RECR1_INDEX")
         settings = {k: v for k, v in kwargs.items() if k not in _SCORING_KWARGS}
-        where = f"the {kind} index {index!r} (reward_kwargs index, else $RECR1_INDEX)"
+        if kind == "remote":
+            where = (f"the retrieval server {settings.get('url') or os.environ.get('RECR1_URL')!r} (reward_kwargs "
+                     f"url, else $RECR1_URL)")
+        else:
+            index = index or os.environ.get("RECR1_INDEX")
+            where = f"the {kind} index {index!r} (reward_kwargs index, else $RECR1_INDEX)"
         try:
             searcher = resolve_searcher(kind, index, **settings)
+        except RemoteSearchError as e:
+            raise RemoteSearchError(f"Rec-R1 reward: cannot use {where}: {e}. Start it with python -m "
+                                    f"recr1.retrieval.serve --index DIR --retriever bm25 --port P") from e
         except FileNotFoundError as e:
             build = "recr1.retrieval.build_lucene" if kind == "bm25" else "recr1.retrieval.build_dense"
             raise FileNotFoundError(f"Rec-R1 reward: cannot open {where}: {e}. Build it with python -m {build}, "
