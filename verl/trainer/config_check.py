@@ -431,6 +431,7 @@ def config_errors(config: DictConfig) -> list[str]:
     import torch
 
     from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, LOSS_AGG_MODES, POLICY_LOSS_REGISTRY
+    from verl.trainer.ppo.generation_logs import generation_log_errors
     from verl.workers.reward_manager import list_reward_managers
     from verl.workers.reward_manager.overlong import OverlongBuffer
 
@@ -505,14 +506,15 @@ def config_errors(config: DictConfig) -> list[str]:
             _one_of(errors, arr.ref, "actor_rollout_ref.ref", "log_prob_micro_batch_size",
                     "log_prob_micro_batch_size_per_gpu")
     errors.extend(filter_groups_errors(config))
+    errors.extend(generation_log_errors(config))
 
     if config.reward_model.enable:
         errors.append("reward_model.enable=True: a model-based reward is not supported here; "
                       "use custom_reward_function.path or reward_model.data_source_scorers")
     _check_choice(errors, "reward_model.reward_manager", config.reward_model.reward_manager, list_reward_managers())
-    if not isinstance(config.reward_model.get("launch_reward_fn_async", True), bool):
+    if not isinstance(config.reward_model.get("launch_reward_fn_async"), (bool, type(None))):
         errors.append(f"reward_model.launch_reward_fn_async={config.reward_model.launch_reward_fn_async!r}: "
-                      f"expected True or False")
+                      f"expected True, False or null (on under the Ray backend)")
     try:  # the reward managers build it from the same keys; here every problem is reported before any worker starts
         OverlongBuffer.from_config(config.reward_model.overlong_buffer, data.max_response_length)
     except (TypeError, ValueError) as e:

@@ -23,6 +23,17 @@ from verl.protocol import DataProto
 RewardResult = tuple[torch.Tensor, dict[str, list]]
 
 
+def launch_reward_async(config) -> bool:
+    """Whether the trainer overlaps the reward with the passes: ``reward_model.launch_reward_fn_async``, where null
+    means "under the Ray backend" (the workers are other processes; under the local backend the worker would share the
+    driver's GIL with the reward thread, and in-process search holds it: measured slower, scripts/bench/
+    reward_overlap.py). Never with dynamic sampling, which needs the scores to pick the groups it keeps."""
+    if config.algorithm.filter_groups.enable:
+        return False
+    setting = config.reward_model.get("launch_reward_fn_async")
+    return config.trainer.backend == "ray" if setting is None else bool(setting)
+
+
 def batch_view(batch: DataProto) -> DataProto:
     """A DataProto with new containers (TensorDict, non-tensor dict, meta_info dict) over ``batch``'s tensors and
     arrays: keys later added to either are not seen by the other. No tensor is copied."""

@@ -6,13 +6,14 @@ import threading
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from trainer_testlib import toy_overrides  # noqa: E402
 
 from verl.protocol import DataProto  # noqa: E402
 from verl.trainer.main_ppo import load_config, run_ppo  # noqa: E402
-from verl.trainer.ppo.async_reward import RewardLauncher, batch_view  # noqa: E402
+from verl.trainer.ppo.async_reward import RewardLauncher, batch_view, launch_reward_async  # noqa: E402
 from test_ppo_fit_local import read_metrics, stable  # noqa: E402
 
 
@@ -83,6 +84,16 @@ def test_async_and_inline_reward_train_the_same(tiny_model_dir, tmp_path, one_th
         assert stable(o).keys() == stable(i).keys()
         for key, value in stable(i).items():
             assert o[key] == pytest.approx(value, abs=1e-6), (i["step"], key)
+
+
+@pytest.mark.parametrize("setting, backend, filter_groups, expected", [
+    (None, "ray", False, True), (None, "local", False, False), (True, "local", False, True),
+    (False, "ray", False, False), (True, "ray", True, False)])
+def test_when_the_reward_is_overlapped(setting, backend, filter_groups, expected):
+    """null: under the Ray backend only; dynamic sampling always in line."""
+    config = OmegaConf.create({"reward_model": {"launch_reward_fn_async": setting}, "trainer": {"backend": backend},
+                               "algorithm": {"filter_groups": {"enable": filter_groups}}})
+    assert launch_reward_async(config) is expected
 
 
 def test_launch_reward_fn_async_must_be_a_bool(tiny_model_dir, tmp_path):
