@@ -4,7 +4,9 @@
         [--model CHECKPOINT_DIR] [--engine hf|vllm] --out outputs/eval/run1
     python -m recr1.eval --data ... --retriever remote --url http://cpu-node:8000 --out ...  # recr1.retrieval.serve
 
-Without ``--model`` the raw request itself is the query (the baseline). With a model, each prompt
+Without ``--model`` a baseline query is used: the raw request itself (``--baseline request``), or for
+sequential recommendation the title of the last item of the history (``--baseline last_title``).
+With a model, each prompt
 is answered exactly as the training rollout answers it (:mod:`recr1.generate`: the HF rollout's
 sampling loop, or the vLLM rollout with ``--engine vllm``; greedy unless ``--do-sample``; the
 checkpoint's generation_config sampling defaults, e.g. a repetition penalty, are not applied; every
@@ -86,6 +88,25 @@ def load_requests(path: str, limit: int | None = None) -> list[dict]:
     return rows
 
 
+BASELINES = ("request", "last_title")
+
+
+def baseline_query(row: dict, baseline: str = "request") -> str:
+    """The no-model query of a loaded row: its request, or the last history item's title (``last_title``).
+
+    Raises ValueError naming the row when ``last_title`` meets a row without ``extra_info.history_titles``.
+    """
+    if baseline == "request":
+        return row["request"]
+    if baseline != "last_title":
+        raise ValueError(f"unknown baseline {baseline!r}; known: {BASELINES}")
+    titles = (row.get("extra_info") or {}).get("history_titles")
+    if not titles:
+        raise ValueError(f"row {row['row']} ({row['data_source']}): the last_title baseline needs "
+                         f"extra_info.history_titles (a sequential-recommendation file, recr1.data.amazon_review)")
+    return str(titles[-1])
+
+
 # ---- scoring ------------------------------------------------------------------------------------
 
 
@@ -143,6 +164,7 @@ def evaluate(
     device: str | None = None,
     searcher_settings: dict | None = None,
     sampling: Sampling | None = None,
+    baseline: str = "request",
 ) -> dict[str, dict]:
     """Run the evaluation and write its files; returns the summary table (see :func:`summarize`). Responses are
     generated as the training rollout generates them (:func:`recr1.generate.generate`; greedy unless ``sampling``
@@ -154,7 +176,7 @@ def evaluate(
     print(f"[eval] {len(rows)} requests from {data}")
     if model is None:
         responses = [None] * len(rows)
-        queries = [r["request"] for r in rows]
+        queries = [baseline_query(r, baseline) for r in rows]
         formats = [(None, "baseline")] * len(rows)
     else:
         prompts = [r["prompt"] for r in rows]
@@ -184,9 +206,12 @@ def evaluate(
     table = summarize(records)
     text = markdown_table(table)
     with open(os.path.join(out, "metrics.md"), "w") as f:
-        f.write(f"{'model ' + model if model else 'raw request as query'}; {retriever} index {index}\n\n{text}\n")
+        what = f"model {model}" if model else "raw request as query" if baseline == "request" \
+            else f"{baseline} as query"
+        f.write(f"{what}; {retriever} index {index}\n\n{text}\n")
     with open(os.path.join(out, "metrics.json"), "w") as f:
-        json.dump({"data": data, "index": index, "retriever": retriever, "model": model, "table": table,
+        json.dump({"data": data, "index": index, "retriever": retriever, "model": model,
+                   "baseline": None if model else baseline, "table": table,
                    "searcher_stats": dict(searcher.stats)}, f, indent=2)  # fmt: skip
     print(text)
     print(f"[eval] wrote {out}/requests.jsonl, metrics.md, metrics.json in {time.time() - t0:.1f}s")
@@ -202,6 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--url", default=None, help="with --retriever remote: a python -m recr1.retrieval.serve server")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--model", default=None, help="checkpoint folder (HF format); omit for the raw-request baseline")
+    parser.add_argument("--baseline", default="request", choices=BASELINES,
+                        help="the no-model query: the request, or the last history item's title (seqrec)")
     parser.add_argument("--engine", default="hf", choices=ENGINES, help="generation engine (both as in training)")
     parser.add_argument("--max-new-tokens", type=int, default=512)
     parser.add_argument("--do-sample", action="store_true", help="sample instead of greedy decoding (the default)")
@@ -232,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         sampling = Sampling(args.do_sample, args.temperature, args.top_k, args.top_p)
         evaluate(args.data, args.index, args.retriever, args.out, args.model, args.engine, args.max_new_tokens,
-                 args.batch_size, args.limit, args.device, settings, sampling)  # fmt: skip
+                 args.batch_size, args.limit, args.device, settings, sampling, args.baseline)  # fmt: skip
     except (FileNotFoundError, ValueError, ImportError, RemoteSearchError) as exc:
         sys.exit(f"eval: {exc}")
 

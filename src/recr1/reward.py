@@ -23,6 +23,7 @@ and answers a query.
 """
 from __future__ import annotations
 
+import fnmatch
 import inspect
 import json
 import os
@@ -42,6 +43,9 @@ FORMAT_PENALTY = -2.0
 MISS_SCORE = 0.0
 K_TRAIN = 1000
 K_EVAL = 100
+# Rec-R1's cut-offs per task where they differ from the product-search ones: data_source pattern -> (k_train, k_eval).
+# Sequential recommendation (its reward amazon_review.py) ranks the whole category: 5000 for training, 50 for eval.
+TASK_K = {"amazon_review_*": (5000, 50)}
 
 # Reasons a sample gets the score it gets; format failures first, in the order they are checked.
 FORMAT_REASONS = ("not_text", "no_answer", "bad_json", "no_query", "query_not_text", "bad_tags")
@@ -144,6 +148,14 @@ def is_eval_source(data_source: str, extra_info: dict | None = None) -> bool:
     return bool(_EVAL_SOURCE.search(str(data_source)))
 
 
+def default_ks(data_source: str) -> tuple[int, int]:
+    """``(k_train, k_eval)`` for ``data_source``: the first TASK_K pattern it matches, else (K_TRAIN, K_EVAL)."""
+    for pattern, ks in TASK_K.items():
+        if fnmatch.fnmatchcase(str(data_source), pattern):
+            return ks
+    return K_TRAIN, K_EVAL
+
+
 def resolve_searcher(retriever: str | None = None, index: str | None = None, **settings) -> Searcher:
     """The process-wide searcher: arguments first, then ``$RECR1_RETRIEVER`` / ``$RECR1_INDEX`` (``$RECR1_URL``
     for ``retriever="remote"``, a client of a ``recr1.retrieval.serve`` server, which takes no index)."""
@@ -169,8 +181,8 @@ def compute_score_batch(
     retriever: str | None = None,
     index: str | None = None,
     searcher: Searcher | None = None,
-    k_train: int = K_TRAIN,
-    k_eval: int = K_EVAL,
+    k_train: int | None = None,
+    k_eval: int | None = None,
     format_bonus: float = FORMAT_BONUS,
     format_penalty: float = FORMAT_PENALTY,
     miss_score: float = MISS_SCORE,
@@ -183,7 +195,8 @@ def compute_score_batch(
         data_sources, solution_strs, ground_truths, extra_infos: n entries each (extra_infos may be None).
         retriever, index, searcher_settings: which searcher to use (see :func:`resolve_searcher`);
             or pass a ready ``searcher``.
-        k_train, k_eval: NDCG cut-off for training and for val/test sources.
+        k_train, k_eval: NDCG cut-off for training and for val/test sources; None (the default): each data
+            source's own (:func:`default_ks`: 1000/100, Rec-R1's 5000/50 for ``amazon_review_*``).
         format_bonus, format_penalty, miss_score: reward shaping (Rec-R1: 0.1, -2.0, 0.0).
         accept_prefilled_think: see :func:`parse_answer`.
 
@@ -202,7 +215,10 @@ def compute_score_batch(
         )
     extra_infos = extra_infos if extra_infos is not None else [None] * n
     targets = [targets_from_ground_truth(gt, f"sample {i} ground_truth") for i, gt in enumerate(ground_truths)]
-    ks = [k_eval if is_eval_source(ds, ei) else k_train for ds, ei in zip(data_sources, extra_infos)]
+    defaults = [default_ks(ds) for ds in data_sources]
+    ks = [(k_eval or d_eval) if is_eval_source(ds, ei) else (k_train or d_train)
+          for ds, ei, (d_train, d_eval) in zip(data_sources, extra_infos, defaults)]
+    k_eval = k_eval or max((d_eval for _, d_eval in defaults), default=K_EVAL)
     parsed = [parse_answer(s, accept_prefilled_think) for s in solution_strs]
     queries = [clean_query(p.query, max_terms=None) if p.format_ok else "" for p in parsed]
 

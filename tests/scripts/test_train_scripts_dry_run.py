@@ -91,3 +91,19 @@ def test_a_bad_override_fails_naming_the_key(layout):
     assert rc != 0 and "trainer.totl_epochs" in err and "trainer.total_epochs" in err
     rc, _, err = dry_run("train_rec-amazon_c4_3b.sh", env, "actor_rollout_ref.actor.ppo_mini_batch_size=5")
     assert rc != 0 and "ppo_mini_batch_size=5" in err
+
+
+def test_amazon_review_3b_keeps_the_recipe_with_rec_r1s_seqrec_differences(layout):
+    rc, cfg, err = dry_run("train_rec-amazon_review_3b.sh", {
+        "DATA_DIR": str(layout / "data"), "INDEX_DIR": str(layout / "lucene"), "CATEGORY": "All_Beauty"},
+        "trainer.total_epochs=3")
+    assert rc == 0, err
+    assert cfg["data"]["max_prompt_length"] == 512 and cfg["data"]["max_response_length"] == 512
+    assert cfg["trainer"]["save_freq"] == 100 and cfg["trainer"]["test_freq"] == 10
+    assert cfg["trainer"]["total_epochs"] == 3  # the caller's overrides still win
+    assert cfg["trainer"]["experiment_name"] == "amazon_review-All_Beauty-bm25-qwen2.5-3b-grpo"
+    rollout = cfg["actor_rollout_ref"]["rollout"]
+    assert (rollout["n"], rollout["temperature"], cfg["actor_rollout_ref"]["actor"]["optim"]["lr"]) == (12, 0.6, 1e-6)
+    assert cfg["custom_reward_function"]["name"] == "compute_score_batch"
+    assert cfg["custom_reward_function"]["reward_kwargs"] == {"retriever": "bm25", "index": str(layout / "lucene")}
+

@@ -21,6 +21,8 @@ BAD_INPUT_KINDS = OrderedDict(
     empty_metadata="item with empty metadata (kept with empty text)",
     duplicate_item_id="duplicate item id (first occurrence kept)",
     target_not_in_pool="request whose target is not in the item pool (skipped)",
+    bad_timestamp="row whose timestamp is not an integer (skipped)",
+    item_without_metadata="review of an item that has no metadata row (skipped)",
 )
 
 

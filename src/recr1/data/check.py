@@ -17,8 +17,9 @@ import pyarrow.parquet as pq
 REQUIRED_COLUMNS = ("data_source", "prompt", "ability", "reward_model", "extra_info")
 EXTRA_INFO_KEYS = ("split", "index", "qid")
 ROLES = {"system", "user", "assistant"}
-# Our own data sources end with their split: amazon_c4_train, amazon_c4_Video_Games_test, esci_val.
-OWN_PREFIXES = ("amazon_c4_", "esci_")
+# Our own data sources end with their split: amazon_c4_train, amazon_c4_Video_Games_test, esci_val,
+# amazon_review_All_Beauty_inductive_test.
+OWN_PREFIXES = ("amazon_c4_", "esci_", "amazon_review_")
 
 
 def check_row(row: dict) -> list[str]:

@@ -6,6 +6,7 @@ record spanning several lines, the line it starts on), so a report can point at 
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import os
 import sys
@@ -46,7 +47,7 @@ def repair_utf8(text: str) -> tuple[str, bool]:
 
 
 def read_jsonl(path: str, report: BadInputReport, required: Sequence[str]) -> Iterator[tuple[int, dict]]:
-    """Yield ``(line, obj)`` for each JSON object line of ``path``.
+    """Yield ``(line, obj)`` for each JSON object line of ``path`` (gzip-compressed when it ends in ``.gz``).
 
     Malformed lines and lines that are not objects are reported as ``malformed_json``; bad bytes
     as ``non_utf8`` (the line is still parsed with U+FFFD in place of them). If the first object
@@ -55,7 +56,8 @@ def read_jsonl(path: str, report: BadInputReport, required: Sequence[str]) -> It
     are left to the caller, which knows what they mean.
     """
     schema_checked = False
-    with open(path, "rb") as f:
+    opener = gzip.open if path.endswith(".gz") else open  # Amazon Reviews 2023 ships .jsonl.gz
+    with opener(path, "rb") as f:
         for line_no, raw in enumerate(f, start=1):
             try:
                 text = raw.decode("utf-8")

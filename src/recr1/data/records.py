@@ -16,7 +16,7 @@ import os
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recr1.data.prompts import build_prompt
+from recr1.data.prompts import build_prompt, history_text
 
 ABILITY = "product_search"
 
@@ -73,3 +73,54 @@ def write_rows(rows: list[dict], path: str | os.PathLike) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     table = pa.Table.from_pylist(rows, schema=ROW_SCHEMA)
     pq.write_table(table, path)
+
+
+# Sequential recommendation rows (Amazon Reviews 2023): the same contract, with the user's history in extra_info.
+SEQREC_ABILITY = "sequential_recommendation"
+SEQREC_ROW_SCHEMA = pa.schema(
+    [
+        *[f for f in ROW_SCHEMA if f.name not in ("extra_info", "request")],
+        (
+            "extra_info",
+            pa.struct(
+                [
+                    ("split", pa.string()),
+                    ("index", pa.int64()),
+                    ("qid", pa.string()),
+                    ("request", pa.string()),
+                    ("category", pa.string()),
+                    ("user_id", pa.string()),
+                    ("history", pa.list_(pa.string())),
+                    ("history_titles", pa.list_(pa.string())),
+                ]
+            ),
+        ),
+        ("request", pa.string()),
+    ]
+)
+
+
+def make_seqrec_row(*, data_source: str, history: list[str], history_titles: list[str], target: str, split: str,
+                    index: int, user_id: str, category: str | None, template: str = "seqrec") -> dict:
+    """One next-item row: the prompt shows ``history_titles`` (oldest first), the target is one parent_asin.
+
+    ``request`` (top level and in extra_info) is the history as the prompt shows it; ``qid`` is
+    ``<user_id>:<split>`` so that a user's val and test rows stay apart.
+    """
+    request = history_text(history_titles)
+    return {
+        "data_source": data_source,
+        "prompt": build_prompt(request, template),
+        "ability": SEQREC_ABILITY,
+        "reward_model": {"style": "rule", "ground_truth": {"target": [target]}},
+        "extra_info": {"split": split, "index": index, "qid": f"{user_id}:{split}", "request": request,
+                       "category": category, "user_id": user_id, "history": list(history),
+                       "history_titles": list(history_titles)},
+        "request": request,
+    }
+
+
+def write_seqrec_rows(rows: list[dict], path: str | os.PathLike) -> None:
+    """Write next-item rows with SEQREC_ROW_SCHEMA (an empty list gives an empty file)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=SEQREC_ROW_SCHEMA), path)

@@ -30,3 +30,12 @@ def synthetic_raw_dir(tmp_path_factory) -> str:
     out = str(tmp_path_factory.mktemp("synthetic_raw"))
     generate_catalog(out, n_items=2000, n_requests=400, seed=3)
     return out
+
+
+AMAZON_REVIEW_FIXTURE = os.path.join(REPO, "data", "fixtures", "amazon_review")
+
+
+@pytest.fixture(scope="session")
+def amazon_review_fixture_dir() -> str:
+    """The committed Amazon-Reviews-2023-format fixture (40 synthetic users, 4 bad review rows at the end)."""
+    return AMAZON_REVIEW_FIXTURE
