@@ -161,3 +161,29 @@ def test_eval_through_the_server_equals_in_process(server, eval_parquet, lucene_
 def test_remote_takes_no_searcher_processes(server):
     with pytest.raises(ValueError, match="num_workers=2 with retriever remote"):
         get_searcher("remote", url=server.url, num_workers=2)
+
+
+def test_verl_trainer_checks_the_server_before_any_worker(server, tmp_path):
+    """The Rec-R1 preset with reward_kwargs retriever=remote + url through verl's pre-worker check (plain hydra
+    overrides: url is not in the preset)."""
+    import pandas as pd
+
+    from verl.trainer.config_check import ConfigError
+    from verl.trainer.main_ppo import load_config
+    from verl.trainer.ppo.reward_preflight import check_reward_before_workers
+
+    rows = [{"data_source": source, "prompt": [{"role": "user", "content": "red shoes"}],
+             "reward_model": {"style": "rule", "ground_truth": {"target": ["shoe-red"]}}}
+            for source in ("amazon_c4_train", "amazon_c4_val")]  # fmt: skip
+    for name, row in zip(("train", "val"), rows):
+        pd.DataFrame([row]).to_parquet(tmp_path / f"{name}.parquet")
+    overrides = [f"data.train_files={tmp_path / 'train.parquet'}", f"data.val_files={tmp_path / 'val.parquet'}",
+                 "custom_reward_function.reward_kwargs.retriever=remote"]  # fmt: skip
+    check_reward_before_workers(load_config(overrides + [f"custom_reward_function.reward_kwargs.url={server.url}"],
+                                            config_name="recr1_grpo"))  # fmt: skip
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    with pytest.raises(ConfigError, match=f"retrieval server '{refused}'.*ConnectError"):
+        check_reward_before_workers(load_config(overrides + [f"custom_reward_function.reward_kwargs.url={refused}"],
+                                                config_name="recr1_grpo"))  # fmt: skip
