@@ -14,7 +14,7 @@ EOS id of the model ends a response), and the query is read from the last ``<ans
 the reward reads it (:func:`recr1.reward.parse_answer`); a response without a usable query
 retrieves nothing and scores 0.
 
-Prints a table per data source (NDCG@10, NDCG@100, Recall@100, format-ok rate) and writes
+Prints a table per data source (NDCG@10, NDCG@100, Recall@100, MRR@100, format-ok rate) and writes
 ``requests.jsonl`` (one line per request), ``metrics.md`` and ``metrics.json`` into ``--out``.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from collections import defaultdict
 import numpy as np
 
 from recr1.generate import ENGINES, Sampling, generate
-from recr1.metrics import first_ranks, mrr, ndcg_at_k, recall_at_k
+from recr1.metrics import first_ranks, retrieval_metrics
 from recr1.reward import parse_answer, targets_from_ground_truth
 from recr1.retrieval.remote_searcher import RemoteSearchError
 from recr1.retrieval.searcher import RETRIEVER_KINDS, load_searcher
@@ -37,7 +37,7 @@ from recr1.retrieval.searcher import RETRIEVER_KINDS, load_searcher
 EVAL_K = 100
 REQUIRED_COLUMNS = ("data_source", "reward_model")
 TABLE_COLUMNS = (("n", "n"), ("ndcg@10", "NDCG@10"), ("ndcg@100", "NDCG@100"), ("recall@100", "Recall@100"),
-                 ("format_ok", "format-ok"))  # fmt: skip
+                 ("mrr", "MRR@100"), ("format_ok", "format-ok"))  # fmt: skip
 
 
 # ---- reading the data ---------------------------------------------------------------------------
@@ -111,19 +111,14 @@ def baseline_query(row: dict, baseline: str = "request") -> str:
 
 
 def score_request(ranked_ids: list[str], targets: list[str]) -> dict:
-    """Per-request metrics for a ranking cut at EVAL_K."""
+    """Per-request metrics for a ranking cut at EVAL_K (:func:`recr1.metrics.retrieval_metrics`, which validation
+    logs too) and the best target's rank."""
     ranks = first_ranks(ranked_ids, targets, EVAL_K)
-    return {
-        "ndcg@10": ndcg_at_k(ranked_ids, targets, 10),
-        "ndcg@100": ndcg_at_k(ranked_ids, targets, 100),
-        "recall@100": recall_at_k(ranked_ids, targets, 100),
-        "mrr": mrr(ranked_ids, targets),
-        "rank": min(ranks.values()) if ranks else None,
-    }
+    return {**retrieval_metrics(ranked_ids, targets, EVAL_K), "rank": min(ranks.values()) if ranks else None}
 
 
 def summarize(records: list[dict]) -> dict[str, dict]:
-    """``{data_source: {n, ndcg@10, ndcg@100, recall@100, format_ok}}`` plus an "all" row (means)."""
+    """``{data_source: {n, ndcg@10, ndcg@100, recall@100, mrr, format_ok}}`` plus an "all" row (means)."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         groups[r["data_source"]].append(r)
@@ -132,7 +127,7 @@ def summarize(records: list[dict]) -> dict[str, dict]:
         fmt = [r["format_ok"] for r in group if r["format_ok"] is not None]
         table[name] = {
             "n": len(group),
-            **{m: float(np.mean([r[m] for r in group])) for m in ("ndcg@10", "ndcg@100", "recall@100")},
+            **{m: float(np.mean([r[m] for r in group])) for m in ("ndcg@10", "ndcg@100", "recall@100", "mrr")},
             "format_ok": float(np.mean(fmt)) if fmt else None,
         }
     return table

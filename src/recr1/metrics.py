@@ -86,3 +86,21 @@ def mrr(ranked_ids: Sequence[Hashable], targets: Iterable[Hashable]) -> float:
         return 0.0
     ranks = first_ranks(ranked_ids, unique_targets)
     return 1.0 / min(ranks.values()) if ranks else 0.0
+
+
+def retrieval_metrics(ranked_ids: Sequence[Hashable], targets: Iterable[Hashable], k: int) -> dict[str, float]:
+    """The per-request metrics that ``recr1.eval`` reports and validation logs, named as both name them.
+
+    Args:
+        ranked_ids: retrieved ids, best first (only the first ``k`` count).
+        targets: relevant ids.
+        k: the evaluation cut-off (``recr1.eval``'s 100; the reward's ``k_eval``).
+
+    Returns:
+        ``{"ndcg@10", "ndcg@<k>", "recall@<k>", "mrr"}``, where MRR is the reciprocal rank of the best target within
+        the first ``k`` ids (0 beyond them, as for an evaluation that retrieves k).
+    """
+    targets = _unique(targets)
+    top = list(ranked_ids[:k])
+    return {"ndcg@10": ndcg_at_k(top, targets, 10), f"ndcg@{k}": ndcg_at_k(top, targets, k),
+            f"recall@{k}": recall_at_k(top, targets, k), "mrr": mrr(top, targets)}

@@ -32,7 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from recr1.metrics import first_ranks, ndcg_at_k
+from recr1.metrics import first_ranks, ndcg_at_k, retrieval_metrics
+from recr1.query_stats import query_statistics
 from recr1.retrieval.query_cache import CachedSearcher
 from recr1.retrieval.query_text import clean_query
 from recr1.retrieval.remote_searcher import RemoteSearchError
@@ -203,9 +204,15 @@ def compute_score_batch(
     Returns:
         n dicts with ``score`` (float), ``ndcg`` (float), ``rank`` (1-based rank of the best target
         within the top k, or None), ``format_ok`` (bool), ``reason`` (FORMAT_REASONS or
-        "hit"/"miss"/"empty_query"), ``query`` (the parsed query or None) and ``k``; with a query-cached
-        searcher also ``query_cache_hit`` (whether the sample's hits came from results of earlier calls,
-        None when nothing was searched), which verl logs as ``reward/query_cache_hit/mean``.
+        "hit"/"miss"/"empty_query"), ``query`` (the parsed query or None) and ``k``; the retrieval metrics
+        of ``recr1.eval`` (:func:`recr1.metrics.retrieval_metrics` at ``k_eval``: ``ndcg@10``,
+        ``ndcg@<k_eval>``, ``recall@<k_eval>``, ``mrr``; the query is scored even when the tags around it
+        are malformed, 0 without a query), ``top3_ids`` (the first three retrieved ids, for the
+        generation tables; see :func:`describe_generations`), the query statistics of
+        :func:`recr1.query_stats.query_statistics` (``query_terms``, ``query_op_and``, ...); with a
+        query-cached searcher also ``query_cache_hit`` (whether the sample's hits came from results of
+        earlier calls, None when nothing was searched), which verl logs as ``reward/query_cache_hit/mean``.
+        A query is searched to depth max(k, k_eval).
     """
     n = len(solution_strs)
     if len(data_sources) != n or len(ground_truths) != n or (extra_infos is not None and len(extra_infos) != n):
@@ -220,13 +227,15 @@ def compute_score_batch(
           for ds, ei, (d_train, d_eval) in zip(data_sources, extra_infos, defaults)]
     k_eval = k_eval or max((d_eval for _, d_eval in defaults), default=K_EVAL)
     parsed = [parse_answer(s, accept_prefilled_think) for s in solution_strs]
-    queries = [clean_query(p.query, max_terms=None) if p.format_ok else "" for p in parsed]
+    # Every query a response gives is searched, also under bad tags: the score punishes the format, while the
+    # retrieval metrics (ndcg@10, ndcg@<k_eval>, recall@<k_eval>, mrr) measure the query, as recr1.eval does.
+    queries = [clean_query(p.query, max_terms=None) if p.query is not None else "" for p in parsed]
 
-    # One search per distinct (query, k): the largest k any sample needs for that query.
+    # One search per distinct (query, k): the largest k any sample needs for that query (at least k_eval).
     k_needed: dict[str, int] = {}
     for query, k in zip(queries, ks):
         if query:
-            k_needed[query] = max(k, k_needed.get(query, 0))
+            k_needed[query] = max(k, k_eval, k_needed.get(query, 0))
     ranked: dict[str, list[str]] = {}
     from_cache: dict[str, bool] | None = None
     if k_needed:
@@ -238,10 +247,15 @@ def compute_score_batch(
             for query, hits in zip(batch, searcher.batch_search(batch, k)):
                 ranked[query] = [doc_id for doc_id, _ in hits]
 
+    max_terms = getattr(searcher, "max_query_terms", None) if k_needed else None
     results = []
-    for p, query, k, sample_targets in zip(parsed, queries, ks, targets):
+    for p, query, k, sample_targets, response in zip(parsed, queries, ks, targets, solution_strs):
         result = {"score": float(format_penalty), "ndcg": 0.0, "rank": None, "format_ok": p.format_ok,
                   "reason": p.reason, "query": p.query, "k": k}  # fmt: skip
+        retrieved = ranked.get(query, []) if query else []
+        result.update(retrieval_metrics(retrieved, sample_targets, k_eval))
+        result["top3_ids"] = retrieved[:3]
+        result.update(query_statistics(p.query, response, max_terms))
         if p.format_ok:
             if not query:
                 result.update(score=float(miss_score), reason="empty_query")
@@ -314,6 +328,38 @@ def preflight(*, retriever: str | None = None, index: str | None = None, searche
     hits = searcher.batch_search([PREFLIGHT_QUERY], 1)
     if len(hits) != 1:
         raise RuntimeError(f"Rec-R1 reward: {where} answered {len(hits)} result lists for one query")
+
+
+TITLE_CHARS = 80
+
+
+def describe_generations(rows: Sequence[dict], *, retriever: str | None = None, index: str | None = None,
+                         searcher: Searcher | None = None, **kwargs) -> list[dict]:
+    """verl's generation-table hook (see verl.trainer.ppo.generation_logs): for the few samples a person will read,
+    ``query`` (what the reward searched), ``target_rank`` (the best target's rank within k, or None) and
+    ``top3_titles`` (``"<id>: <first 80 characters of its catalog text>"`` of the first three hits; a corpus row's
+    text starts with the product title; just the id where the index keeps no text, e.g. dense).
+
+    Args:
+        rows: dicts holding this reward's extras (``query``, ``rank``, ``top3_ids``), as verl passes them.
+        retriever, index, searcher, kwargs: as for :func:`compute_score_batch` (``custom_reward_function.
+            reward_kwargs``); the searcher is the process-wide one the reward uses.
+    """
+    ids = [list(row.get("top3_ids") or []) for row in rows]
+    wanted = list(dict.fromkeys(doc_id for row_ids in ids for doc_id in row_ids))
+    texts: dict = {}
+    if wanted:
+        if searcher is None:
+            settings = {k: v for k, v in kwargs.items() if k not in _SCORING_KWARGS}
+            searcher = resolve_searcher(retriever, index, **settings)
+        texts = dict(zip(wanted, searcher.doc_texts(wanted)))
+
+    def title(doc_id) -> str:
+        text = texts.get(doc_id)
+        return str(doc_id) if not text else f"{doc_id}: {' '.join(text.split())[:TITLE_CHARS]}"
+
+    return [{"query": row.get("query"), "target_rank": row.get("rank"), "top3_titles": [title(d) for d in row_ids]}
+            for row, row_ids in zip(rows, ids)]
 
 
 def compute_score(

@@ -45,7 +45,7 @@ def test_raw_request_baseline_with_bm25(test_parquet, lucene_index_dir, tmp_path
     assert [r["rank"] for r in records] == [1, 2, 1] and records[0]["query"] == REQUESTS[0][1]
     assert records[0]["top10"][0] == "shoe-red" and records[0]["qid"] == "q0"
     markdown = (tmp_path / "metrics.md").read_text()
-    assert "| amazon_c4_Office_test | 1 | 1.0000 | 1.0000 | 1.0000 | - |" in markdown
+    assert "| amazon_c4_Office_test | 1 | 1.0000 | 1.0000 | 1.0000 | 1.0000 | - |" in markdown
     assert json.loads((tmp_path / "metrics.json").read_text())["table"]["all"]["n"] == 3
 
 

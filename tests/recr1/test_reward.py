@@ -81,8 +81,12 @@ def test_eval_sources():
 def test_hit_at_rank_one(bm25_searcher):
     [result] = compute_score_batch(["amazon_c4_train"], [respond("red leather shoes")], [GT_RED], searcher=bm25_searcher)
     assert result.pop("query_cache_hit") in (True, False)  # the default searcher caches; earlier tests decide which
-    assert result == {"score": pytest.approx(1.1), "ndcg": 1.0, "rank": 1, "format_ok": True, "reason": "hit",
+    reward = {key: result[key] for key in ("score", "ndcg", "rank", "format_ok", "reason", "query", "k")}
+    assert reward == {"score": pytest.approx(1.1), "ndcg": 1.0, "rank": 1, "format_ok": True, "reason": "hit",
                       "query": "red leather shoes", "k": 1000}  # fmt: skip
+    assert {key: result[key] for key in ("ndcg@10", "ndcg@100", "recall@100", "mrr")} == {
+        "ndcg@10": 1.0, "ndcg@100": 1.0, "recall@100": 1.0, "mrr": 1.0}
+    assert result["top3_ids"][0] == "shoe-red" and result["query_terms"] == 3
 
 
 def test_hit_lower_down_earns_its_discount(bm25_searcher):

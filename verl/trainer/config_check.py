@@ -431,6 +431,7 @@ def config_errors(config: DictConfig) -> list[str]:
     import torch
 
     from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, LOSS_AGG_MODES, POLICY_LOSS_REGISTRY
+    from verl.trainer.ppo.generation_logs import generation_log_errors
     from verl.workers.reward_manager import list_reward_managers
     from verl.workers.reward_manager.overlong import OverlongBuffer
 
@@ -505,6 +506,7 @@ def config_errors(config: DictConfig) -> list[str]:
             _one_of(errors, arr.ref, "actor_rollout_ref.ref", "log_prob_micro_batch_size",
                     "log_prob_micro_batch_size_per_gpu")
     errors.extend(filter_groups_errors(config))
+    errors.extend(generation_log_errors(config))
 
     if config.reward_model.enable:
         errors.append("reward_model.enable=True: a model-based reward is not supported here; "

@@ -46,6 +46,11 @@ class Searcher(ABC):
         get the same hits (what :mod:`recr1.retrieval.query_cache` keys its entries on)."""
         return query
 
+    def doc_texts(self, doc_ids: Sequence[str]) -> list[str | None]:
+        """The catalog text (title first) of each id, for showing a few results to a person; None for an id this
+        searcher holds no text for. The default holds none (a dense index keeps vectors and ids only)."""
+        return [None] * len(doc_ids)
+
     @property
     @abstractmethod
     def num_docs(self) -> int:

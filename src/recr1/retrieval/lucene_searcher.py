@@ -18,6 +18,8 @@ BM25, ties broken by document id), but talks to Lucene's ``IndexSearcher`` direc
 """
 from __future__ import annotations
 
+import bisect
+import json
 import logging
 import os
 import threading
@@ -61,6 +63,21 @@ def write_docids(path: str | os.PathLike, ids: Sequence[str]) -> None:
 def _read_docids_file(path: str) -> list[str]:
     with open(path, encoding="utf-8") as f:
         return f.read().splitlines()
+
+
+def _stored_text(doc, field: str) -> str | None:
+    """The text of a stored Lucene document: its ``field`` if stored, else that key of its ``raw`` JSON."""
+    text = doc.get(field)
+    if text is not None:
+        return str(text)
+    raw = doc.get("raw")
+    if raw is None:
+        return None
+    try:
+        value = json.loads(str(raw))
+    except json.JSONDecodeError:
+        return str(raw)
+    return str(value.get(field)) if isinstance(value, dict) and value.get(field) is not None else None
 
 
 def order_ties_by_id(hits: list[Hit]) -> list[Hit]:
@@ -155,6 +172,7 @@ class LuceneSearcher(Searcher):
         )
         self._hits = HitReader()
         self._doc_ids = self._load_doc_ids()
+        self._doc_id_positions: dict[str, int] | None = None  # built on the first doc_texts of an unsorted index
         # Doc ids in product-id order: Lucene's tie-break (lower doc id) equals Pyserini's (lower id).
         self.ids_in_doc_order = all(a < b for a, b in zip(self._doc_ids, self._doc_ids[1:]))
 
@@ -175,6 +193,27 @@ class LuceneSearcher(Searcher):
         else:
             log.info("no %s in %s; reading %d doc ids from the index once", DOCIDS_FILE, self.index_dir, n)
         return read_index_docids(self._reader)
+
+    def _lucene_doc_id(self, doc_id: str) -> int | None:
+        ids = self._doc_ids
+        if self.ids_in_doc_order:
+            position = bisect.bisect_left(ids, doc_id)
+            return position if position < len(ids) and ids[position] == doc_id else None
+        if self._doc_id_positions is None:
+            self._doc_id_positions = {d: i for i, d in enumerate(ids)}
+        return self._doc_id_positions.get(doc_id)
+
+    def doc_texts(self, doc_ids: Sequence[str]) -> list[str | None]:
+        """See :meth:`Searcher.doc_texts`: the stored ``contents`` (or the ``contents`` of the stored ``raw`` JSON
+        that ``build_lucene`` keeps) of each id; one stored-document read per id: for a few ids, not every hit."""
+        positions = [self._lucene_doc_id(str(d)) for d in doc_ids]
+        texts: list[str | None] = []
+        with _JAVA_CALLS:
+            stored = self._reader.storedFields()
+            for position in positions:
+                doc = stored.document(position) if position is not None else None
+                texts.append(_stored_text(doc, self.field) if doc is not None else None)
+        return texts
 
     # ---- queries --------------------------------------------------------------------------------
 

@@ -63,6 +63,9 @@ class CachedSearcher(Searcher):
     def query_key(self, query: str) -> str:
         return self.inner.query_key(query)
 
+    def doc_texts(self, doc_ids: Sequence[str]) -> list[str | None]:
+        return self.inner.doc_texts(doc_ids)
+
     def contains(self, query: str, k: int) -> bool:
         """Whether (query, k) would be answered from the cache now (changes neither order nor counts)."""
         return (self.inner.query_key(query), int(k)) in self._entries

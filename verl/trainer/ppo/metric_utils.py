@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import numbers
 import resource
 import sys
@@ -157,8 +158,9 @@ def compute_reward_extra_metrics(extra_info: dict[str, list], prefix: str = "rew
                                  categorical_keys: Sequence[str] = ("reason",)) -> dict[str, float]:
     """Metrics from the extra keys a scorer returns (each a list of B values).
 
-    Numbers (and bools) -> ``<prefix>/<key>/mean``. Strings become fractions ``<prefix>/<key>/<value>`` (of the
-    samples that report the key, so a key's values sum to 1 whatever the batch size) only for the keys in
+    Numbers (and bools) -> ``<prefix>/<key>/mean``, numbers also ``/max`` and ``/min`` (a bool's mean is already the
+    fraction of samples). None values (the key does not apply to the sample) are left out. Strings become fractions
+    ``<prefix>/<key>/<value>`` (of the samples that report the key, so a key's values sum to 1 whatever the batch size) only for the keys in
     ``categorical_keys`` (e.g. a failure reason); other text (a generated query, say) is per-sample data, not a
     metric: turning it into keys would add one tracker series per distinct string."""
     metrics: dict[str, float] = {}
@@ -167,6 +169,9 @@ def compute_reward_extra_metrics(extra_info: dict[str, list], prefix: str = "rew
         numbers_ = [float(v) for v in present if isinstance(v, (numbers.Number, np.number)) or isinstance(v, bool)]
         if numbers_ and len(numbers_) == len(present):
             metrics[f"{prefix}/{key}/mean"] = float(np.mean(numbers_))
+            if not all(isinstance(v, (bool, np.bool_)) for v in present):
+                metrics[f"{prefix}/{key}/max"] = float(np.max(numbers_))
+                metrics[f"{prefix}/{key}/min"] = float(np.min(numbers_))
         elif key in categorical_keys:
             for value, count in Counter(str(v) for v in present).items():
                 metrics[f"{prefix}/{key}/{value}"] = count / len(present)
@@ -190,17 +195,41 @@ def compute_group_metrics(scores: torch.Tensor, uids: Sequence) -> dict[str, flo
 
 
 def process_validation_metrics(data_sources: list[str], scores: list[float],
-                               extra_info: dict[str, list] | None = None) -> dict[str, float]:
-    """Per-data_source validation means: ``val-core/<data_source>/reward/mean`` and, for numeric scorer
-    extras, ``val-aux/<data_source>/<key>/mean``."""
+                               extra_info: dict[str, list] | None = None, core_keys: Sequence[str] = (),
+                               categorical_keys: Sequence[str] = ()) -> dict[str, float]:
+    """Per-data_source validation means: ``val-core/<data_source>/reward/mean``; ``val-core/<data_source>/<key>``
+    for each scorer extra that ``core_keys`` names (reward_model.val_core_extra_keys: names or fnmatch patterns such as
+    ``ndcg@*``, the numbers a task's users watch); ``val-aux/<data_source>/<key>/mean`` for the other numeric extras
+    and ``val-aux/<data_source>/<key>/<value>`` (fractions) for the ``categorical_keys``. None values are left out.
+
+    Raises:
+        ValueError: a ``core_keys`` entry that matches no extra the scorer returned as numbers (the message lists
+            what it returned).
+    """
+    extra_info = extra_info or {}
+    numeric = {key for key, values in extra_info.items()
+               if all(isinstance(v, (numbers.Number, np.number)) for v in values if v is not None)}
+    core = set()
+    for pattern in core_keys:
+        matched = {key for key in numeric if fnmatch.fnmatchcase(key, pattern)}
+        if not matched:
+            raise ValueError(f"reward_model.val_core_extra_keys names {pattern!r}, which matches no extra the val "
+                             f"scorer returned as numbers; its extras: {sorted(extra_info)}")
+        core |= matched
     by_source: dict[str, list[int]] = defaultdict(list)
     for i, source in enumerate(data_sources):
         by_source[str(source)].append(i)
     metrics = {}
     for source, rows in sorted(by_source.items()):
         metrics[f"val-core/{source}/reward/mean"] = float(np.mean([scores[i] for i in rows]))
-        for key, values in (extra_info or {}).items():
+        for key, values in extra_info.items():
             picked = [values[i] for i in rows if values[i] is not None]
-            if picked and all(isinstance(v, (numbers.Number, np.number)) for v in picked):
-                metrics[f"val-aux/{source}/{key}/mean"] = float(np.mean(picked))
+            if not picked:
+                continue
+            if all(isinstance(v, (numbers.Number, np.number)) for v in picked):
+                name = f"val-core/{source}/{key}" if key in core else f"val-aux/{source}/{key}/mean"
+                metrics[name] = float(np.mean(picked))
+            elif key in categorical_keys:
+                for value, count in Counter(str(v) for v in picked).items():
+                    metrics[f"val-aux/{source}/{key}/{value}"] = count / len(picked)
     return metrics

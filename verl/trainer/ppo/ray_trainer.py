@@ -27,6 +27,8 @@ from verl.trainer.ppo import core_algos
 from verl.trainer.ppo.advantage import apply_kl_penalty, compute_advantage, compute_response_mask
 from verl.trainer.ppo.async_reward import RewardLauncher, launch_reward_async
 from verl.trainer.ppo.filter_groups import GroupCollector, accumulate_round_metrics, describe_progress
+from verl.trainer.ppo.generation_logs import (decode_samples, describe_rows, dump_generations, generation_rows,
+                                              load_describe_hook, pick_logged_rows)
 from verl.trainer.ppo.metric_utils import (compute_data_metrics, compute_memory_metrics, compute_reward_extra_metrics,
                                            compute_throughout_metrics, compute_timing_metrics, pop_worker_metrics,
                                            process_validation_metrics, timer)
@@ -35,6 +37,7 @@ from verl.trainer.ppo.seqlen_balancing import balance_order
 from verl.utils.checkpoint import trainer_checkpoint as ckpt
 from verl.utils.dataset import ResumableDataLoader, RLHFDataset, collate_fn as default_collate_fn
 from verl.utils.device_plan import resolve_cluster_device
+from verl.utils.generations_logger import ValidationGenerationsLogger
 from verl.utils.tracking import Tracking
 
 __all__ = ["Role", "RayPPOTrainer", "apply_kl_penalty", "compute_advantage", "compute_response_mask"]
@@ -84,6 +87,9 @@ class RayPPOTrainer:
         self._worker_groups: list = []
         self.collate_fn = collate_fn or default_collate_fn
         self._train_batches = None  # one iterator over the epochs, shared by the steps and their extra rounds
+        self.tracker: Optional[Tracking] = None  # set by fit(); validation tables go to its wandb / tensorboard
+        self._val_table = ValidationGenerationsLogger()
+        self._describe_hook = load_describe_hook(config)
         self._create_dataloaders(train_dataset, val_dataset)
 
     # -- data ------------------------------------------------------------------------------------
@@ -216,11 +222,15 @@ class RayPPOTrainer:
         reward, _ = compute_reward(out, self.reward_fn)
         return reward.sum(-1)
 
-    def _balance_batch(self, batch: DataProto, metrics: dict) -> None:
+    def _balance_batch(self, batch: DataProto, metrics: dict, reward_extra: Optional[dict] = None) -> None:
+        """Reorder the rows (and the scorer's per-row extras, when given) so every rank gets about as many tokens."""
         if self.world_size <= 1:
             return
         order, balance_metrics = balance_order(batch.batch["attention_mask"], self.world_size)
         batch.reorder(order)
+        for key, values in (reward_extra or {}).items():
+            if len(values) == len(order):
+                reward_extra[key] = [values[i] for i in order]
         metrics.update(balance_metrics)
 
     def _generate_and_score(self, batch: DataProto, timing_raw: dict, metrics: dict) -> tuple[DataProto, dict]:
@@ -263,7 +273,7 @@ class RayPPOTrainer:
         else:
             batch, reward_extra = self._sample(batch, timing_raw, metrics)
         if cfg.trainer.balance_batch:
-            self._balance_batch(batch, metrics)
+            self._balance_batch(batch, metrics, None if self.reward_launcher is not None else reward_extra)
         if self.reward_launcher is not None:
             pending_reward = self.reward_launcher.launch(batch)
         batch.meta_info["global_token_num"] = batch.batch["attention_mask"].sum(-1).tolist()
@@ -291,6 +301,7 @@ class RayPPOTrainer:
             batch.batch["token_level_scores"], reward_extra = pending_reward.result(timing_raw)
         metrics.update(compute_reward_extra_metrics(
             reward_extra, categorical_keys=tuple(self.config.reward_model.get("categorical_extra_keys", ["reason"]))))
+        self._dump_rollouts(batch, reward_extra)
         with timer("adv", timing_raw):
             if alg.use_kl_in_reward:
                 batch, kl_metrics = apply_kl_penalty(batch, self.kl_ctrl_in_reward, alg.kl_penalty)
@@ -314,7 +325,10 @@ class RayPPOTrainer:
     # -- validation ------------------------------------------------------------------------------
     def _validate(self) -> dict[str, float]:
         """Generate for the whole val set (rollout.val_kwargs, greedy by default) and score it:
-        val-core/<data_source>/reward/mean (+ val-aux/... for numeric scorer extras).
+        val-core/<data_source>/reward/mean, val-core/<data_source>/<key> for the scorer extras named in
+        reward_model.val_core_extra_keys, val-aux/<data_source>/<key>/mean for other numeric extras and
+        val-aux/<data_source>/<key>/<value> fractions for reward_model.categorical_extra_keys; the samples go to
+        trainer.validation_data_dir and the generations table (_log_val_generations).
 
         Generation goes in chunks of data.val_batch_size prompts (x val_kwargs.n samples; null: one chunk), so no
         rollout holds the whole val set at once; the reward then scores the joined set in one call, so the metrics
@@ -337,19 +351,47 @@ class RayPPOTrainer:
         batch = batch.union(DataProto.concat(outputs))
         reward_tensor, extra = compute_reward(batch, self.val_reward_fn)
         scores = reward_tensor.sum(-1).tolist()
-        sources = batch.non_tensor_batch.get("data_source", np.array(["unknown"] * len(batch), dtype=object))
-        self._print_val_generations(batch, scores)
-        return process_validation_metrics(list(sources), scores, extra)
+        sources = list(batch.non_tensor_batch.get("data_source", np.array(["unknown"] * len(batch), dtype=object)))
+        self._log_val_generations(batch, scores, extra, sources)
+        rm = self.config.reward_model
+        return process_validation_metrics(sources, scores, extra, core_keys=tuple(rm.get("val_core_extra_keys") or ()),
+                                          categorical_keys=tuple(rm.get("categorical_extra_keys") or ()))
 
-    def _print_val_generations(self, batch: DataProto, scores: list[float]) -> None:
-        """Print the first trainer.log_val_generations responses of the val set with their scores."""
-        count = int(self.config.trainer.log_val_generations or 0)
-        if count <= 0:
+    def _log_val_generations(self, batch: DataProto, scores: list[float], extra: dict, sources: list) -> None:
+        """Every val sample to <trainer.validation_data_dir>/<step>.jsonl; trainer.log_val_generations of them (verl's
+        fixed pick), with the task's display columns (generation_logs.describe_rows), printed and logged as the
+        val/generations table to wandb / tensorboard."""
+        t = self.config.trainer
+        count, folder = int(t.log_val_generations or 0), t.get("validation_data_dir")
+        if count <= 0 and not folder:
             return
-        responses = batch.batch["responses"][:count]
-        texts = self.tokenizer.batch_decode(responses, skip_special_tokens=True)
-        for text, score in zip(texts, scores[:count]):
-            print(f"[val] score={score:.3f} response={text!r}", flush=True)
+        inputs, outputs = decode_samples(batch, self.tokenizer)
+        rows = generation_rows(inputs, outputs, scores, self.global_steps, extra, sources)
+        picked = pick_logged_rows(inputs, count)
+        shown, display = describe_rows(self._describe_hook, [rows[i] for i in picked])
+        for i, row in zip(picked, shown):
+            rows[i] = row
+        if folder:
+            dump_generations(folder, self.global_steps, rows)
+        for row in shown:
+            score = row["score"]
+            print(f"[val] score={score:.3f} response={row['output']!r}" if isinstance(score, float) else
+                  f"[val] score={score} response={row['output']!r}", flush=True)
+        if self.tracker is not None:
+            self._val_table.log(self.tracker, ["step", "data_source", "input", "output", *display, "score"], shown,
+                                self.global_steps)
+
+    def _dump_rollouts(self, batch: DataProto, reward_extra: dict) -> None:
+        """With trainer.rollout_data_dir: the step's samples (input, output, score, step, data_source, the scorer's
+        extras) to <trainer.rollout_data_dir>/<step>.jsonl."""
+        folder = self.config.trainer.get("rollout_data_dir")
+        if not folder:
+            return
+        inputs, outputs = decode_samples(batch, self.tokenizer)
+        sources = batch.non_tensor_batch.get("data_source")
+        rows = generation_rows(inputs, outputs, batch.batch["token_level_scores"].sum(-1).tolist(), self.global_steps,
+                               reward_extra, None if sources is None else list(sources))
+        dump_generations(folder, self.global_steps, rows)
 
     # -- checkpoints -----------------------------------------------------------------------------
     def _checkpoints_to_keep(self) -> Optional[int]:
@@ -402,6 +444,7 @@ class RayPPOTrainer:
             tracker = Tracking(project_name=t.project_name, experiment_name=t.experiment_name,
                                default_backend=t.logger, config=OmegaConf.to_container(self.config, resolve=True),
                                local_dir=t.default_local_dir, total_steps=self.total_training_steps)
+            self.tracker = tracker
             try:
                 return self._fit(tracker)
             finally:

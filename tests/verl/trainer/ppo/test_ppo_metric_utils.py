@@ -85,13 +85,39 @@ def test_reduce_extra_and_validation_metrics():
     extra = compute_reward_extra_metrics({"ndcg": [0.5, 1.0, None], "reason": ["ok", "bad_json", "ok"],
                                           "query": ["red shoes", "blue hat", "red shoes"]})
     # free text (the query) is per-sample data, not one metric series per distinct string; reasons are fractions
-    assert extra == {"reward/ndcg/mean": 0.75, "reward/reason/ok": pytest.approx(2 / 3),
-                     "reward/reason/bad_json": pytest.approx(1 / 3)}
+    assert extra == {"reward/ndcg/mean": 0.75, "reward/ndcg/max": 1.0, "reward/ndcg/min": 0.5,
+                     "reward/reason/ok": pytest.approx(2 / 3), "reward/reason/bad_json": pytest.approx(1 / 3)}
     assert compute_reward_extra_metrics({"query": ["a", "b"]}, categorical_keys=("query",)) == {
         "reward/query/a": 0.5, "reward/query/b": 0.5}
     val = process_validation_metrics(["a", "b", "a"], [1.0, 0.0, 0.0], {"ndcg": [1.0, 0.2, 0.0]})
     assert val == {"val-core/a/reward/mean": 0.5, "val-aux/a/ndcg/mean": 0.5,
                    "val-core/b/reward/mean": 0.0, "val-aux/b/ndcg/mean": 0.2}
+
+
+def test_query_statistics_aggregate_with_max_and_bool_fractions():
+    extra = compute_reward_extra_metrics({"query_terms": [3, 7, None, 2], "query_op_and": [True, False, None, False]})
+    assert extra == {"reward/query_terms/mean": 4.0, "reward/query_terms/max": 7.0, "reward/query_terms/min": 2.0,
+                     "reward/query_op_and/mean": pytest.approx(1 / 3)}
+
+
+def test_validation_core_extras_and_reason_fractions_per_data_source():
+    extra = {"ndcg@10": [1.0, 0.0, 0.5, 0.25], "format_ok": [True, False, True, True], "k": [100] * 4,
+             "reason": ["hit", "bad_json", "hit", "miss"], "query": ["a", None, "b", "c"]}
+    val = process_validation_metrics(["x", "x", "y", "y"], [1.1, -2.0, 0.6, 0.0], extra,
+                                     core_keys=("ndcg@10", "format_ok"), categorical_keys=("reason",))
+    assert val == {"val-core/x/reward/mean": pytest.approx(-0.45), "val-core/x/ndcg@10": 0.5,
+                   "val-core/x/format_ok": 0.5, "val-aux/x/k/mean": 100.0, "val-aux/x/reason/hit": 0.5,
+                   "val-aux/x/reason/bad_json": 0.5,
+                   "val-core/y/reward/mean": pytest.approx(0.3), "val-core/y/ndcg@10": 0.375,
+                   "val-core/y/format_ok": 1.0, "val-aux/y/k/mean": 100.0, "val-aux/y/reason/hit": 0.5,
+                   "val-aux/y/reason/miss": 0.5}
+    with pytest.raises(ValueError, match="val_core_extra_keys names 'ndcg@50'.*'ndcg@10'"):
+        process_validation_metrics(["x"] * 4, [0.0] * 4, extra, core_keys=("ndcg@50",))
+    # patterns: the names a task's cut-off gives (ndcg@100 for products, ndcg@50 for sequential recommendation)
+    assert process_validation_metrics(["x"] * 4, [0.0] * 4, extra, core_keys=("ndcg@*",)) == \
+        process_validation_metrics(["x"] * 4, [0.0] * 4, extra, core_keys=("ndcg@10",))
+    with pytest.raises(ValueError, match="'query'"):
+        process_validation_metrics(["x"] * 4, [0.0] * 4, extra, core_keys=("query",))
 
 
 def test_balanced_partitions_have_equal_sizes_and_close_sums():
