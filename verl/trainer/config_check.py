@@ -423,6 +423,24 @@ def unimplemented_value_errors(config: DictConfig) -> list[str]:
     return errors
 
 
+def lora_errors(config: DictConfig) -> list[str]:
+    """Bad LoRA keys of ``actor_rollout_ref.model`` (rank, alpha, types), then target / exclude module names that
+    match no module of the model, found on an empty (meta-device) copy built from its config. A model whose config
+    cannot be read here (e.g. a hub id on an offline driver) is checked by the workers when they load it."""
+    from verl.workers.sharding.lora import lora_config_errors, lora_rank, lora_target_errors, model_on_meta
+
+    model = config.actor_rollout_ref.model
+    errors = lora_config_errors(model)
+    if errors or lora_rank(model) == 0:
+        return errors
+    try:
+        meta_model = model_on_meta(model)
+    except (OSError, ValueError) as e:
+        logger.info("LoRA target_modules not checked before start (%s: %s); the workers check them", type(e).__name__, e)
+        return []
+    return lora_target_errors(meta_model, model)
+
+
 def config_errors(config: DictConfig) -> list[str]:
     """Every problem with a PPO config whose key names are known and legacy keys normalised.
 
@@ -506,6 +524,7 @@ def config_errors(config: DictConfig) -> list[str]:
             _one_of(errors, arr.ref, "actor_rollout_ref.ref", "log_prob_micro_batch_size",
                     "log_prob_micro_batch_size_per_gpu")
     errors.extend(filter_groups_errors(config))
+    errors.extend(lora_errors(config))
     errors.extend(generation_log_errors(config))
 
     if config.reward_model.enable:
