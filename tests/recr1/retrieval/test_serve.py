@@ -125,3 +125,16 @@ def test_cli_refuses_bad_settings_and_a_missing_index(tmp_path, lucene_index_dir
         main(["--index", lucene_index_dir, "--retriever", "bm25", "--port", "0", "--ef-search", "64"])
     with pytest.raises(SystemExit, match="--max-batch=0"):
         main(["--index", lucene_index_dir, "--retriever", "bm25", "--port", "0", "--max-batch", "0"])
+
+
+def test_dense_index_served_gives_the_dense_searchers_hits(dense_index_dir, adversarial_queries):
+    from recr1.retrieval.searcher import get_searcher
+
+    dense = get_searcher("dense", dense_index_dir, cache_size=0)
+    with TestClient(create_app(SearchService(lambda: dense), "dense", dense_index_dir)) as client:
+        assert client.get("/health").json()["retriever"] == "dense"
+        queries = KNOWN + adversarial_queries[:12]
+        answer = client.post("/search", content=request_body(queries, 5), headers={"content-type": "application/json"})
+        hits = decode_hits(answer.json(), len(queries))
+    # the same batch through the same encoder: the very same floats
+    assert hits == dense.batch_search(queries, 5) and hits[0][0][0] == "shoe-red"
