@@ -8,6 +8,10 @@ tensors of a one-rank plain module), joins each tensor from its placements, and 
 ``<local_dir>/huggingface/config.json`` names (the training dtype; ``--dtype`` overrides), plus the config,
 generation config and tokenizer files of that folder. The trainer writes those weights at save time only when
 ``checkpoint.save_contents`` holds ``hf_model``; this builds them afterwards for any saved step.
+
+A LoRA actor's shards hold only its adapters: the merger reads the base weights from the model that
+``<local_dir>/lora_adapter/adapter_config.json`` names (``--base_model_path`` overrides) and writes the merged model
+(W + alpha/r * B @ A); ``--save_lora_adapter`` also writes the peft adapter folder to ``<target_dir>/lora_adapter``.
 """
 from __future__ import annotations
 
@@ -118,10 +122,17 @@ def _copy_metadata(hf_dir: str, target_dir: str) -> None:
 
 
 def merge_fsdp_checkpoint(local_dir: str, target_dir: str, hf_model_path: Optional[str] = None,
-                          dtype: Optional[str] = None) -> str:
+                          dtype: Optional[str] = None, base_model_path: Optional[str] = None,
+                          save_lora_adapter: bool = False) -> str:
     """Write an HF folder to ``target_dir`` from the shards in ``local_dir`` and the config / tokenizer in
-    ``hf_model_path`` (default ``local_dir/huggingface``); returns ``target_dir``. ``dtype`` overrides the config's."""
+    ``hf_model_path`` (default ``local_dir/huggingface``); returns ``target_dir``. ``dtype`` overrides the config's.
+
+    LoRA shards (adapters only) are merged into the base model (``base_model_path``, default the one
+    ``lora_adapter/adapter_config.json`` names); ``save_lora_adapter`` adds ``target_dir/lora_adapter``.
+    """
     from transformers import AutoConfig
+
+    from verl.utils.checkpoint.lora_weights import is_lora_name, merge_lora_checkpoint, write_adapter_folder
 
     from verl.utils.checkpoint.hf_folder import hf_model_class, write_hf_weights
     from verl.utils.fsdp_utils import to_torch_dtype
@@ -138,8 +149,16 @@ def merge_fsdp_checkpoint(local_dir: str, target_dir: str, hf_model_path: Option
         config.dtype = to_torch_dtype(dtype, "--dtype")
     elif not isinstance(config.dtype, torch.dtype):
         config.dtype = to_torch_dtype(config.dtype or "float32", f"{hf_dir}/config.json dtype")
+    lora = any(is_lora_name(k) for k in state)
+    if save_lora_adapter and not lora:
+        raise ValueError(f"--save_lora_adapter: {local_dir} holds no LoRA adapters (a full fine-tuning checkpoint)")
     target_dir = os.path.abspath(os.path.expanduser(target_dir))
     os.makedirs(target_dir, exist_ok=True)
+    if lora:
+        adapters = state
+        state, adapter_config = merge_lora_checkpoint(local_dir, adapters, config.dtype, base_model_path)
+        if save_lora_adapter:
+            write_adapter_folder(os.path.join(target_dir, "lora_adapter"), adapters, adapter_config)
     write_hf_weights(target_dir, hf_model_class(config), config, state)
     _copy_metadata(hf_dir, target_dir)
     print(f"[model_merger] {world} shard(s) of {local_dir} -> {target_dir} ({len(state)} tensors, {config.dtype})",
@@ -156,9 +175,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     merge.add_argument("--target_dir", required=True, help="the HF folder to write")
     merge.add_argument("--hf_model_path", default=None, help="config / tokenizer folder (default local_dir/huggingface)")
     merge.add_argument("--dtype", default=None, help="bf16 | fp16 | fp32 (default: the dtype config.json names)")
+    merge.add_argument("--base_model_path", default=None,
+                       help="LoRA checkpoints: the base model (default: the one lora_adapter/adapter_config.json names)")
+    merge.add_argument("--save_lora_adapter", action="store_true",
+                       help="LoRA checkpoints: also write the peft adapter folder to target_dir/lora_adapter")
     args = parser.parse_args(argv)
     try:
-        merge_fsdp_checkpoint(args.local_dir, args.target_dir, args.hf_model_path, args.dtype)
+        merge_fsdp_checkpoint(args.local_dir, args.target_dir, args.hf_model_path, args.dtype, args.base_model_path,
+                              args.save_lora_adapter)
     except (FileNotFoundError, ValueError) as e:
         parser.exit(2, f"error: {e}\n")
 

@@ -280,7 +280,11 @@ def drop_tied_output_embeddings(model: nn.Module, state: dict[str, torch.Tensor]
 
 
 def unwrapped_model_class(model: nn.Module) -> type:
-    """The original HF class of a model that ``fully_shard`` re-classed to ``FSDP<Name>``."""
+    """The original HF class of a model that ``fully_shard`` re-classed to ``FSDP<Name>``; for a peft (LoRA) model,
+    the class of the HF model inside it (what its merged weights load into)."""
+    get_base_model = getattr(type(model), "get_base_model", None)
+    if callable(get_base_model):
+        model = model.get_base_model()
     for cls in type(model).__mro__:
         if cls is not FSDPModule and not issubclass(cls, FSDPModule) and issubclass(cls, nn.Module):
             return cls

@@ -7,6 +7,7 @@ per-rank row counts once, on a private copy of the config.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import resource
 from typing import Optional
@@ -30,6 +31,7 @@ from verl.workers.sharding import (
     build_optimizer,
     load_tokenizer,
 )
+from verl.workers.sharding.lora import adapters_disabled, lora_rank
 
 ROLES = ("actor", "rollout", "ref", "actor_rollout", "actor_rollout_ref")
 
@@ -129,6 +131,8 @@ class ActorRolloutRefWorker(Worker):
                 cfg.ref.use_remove_padding = bool(cfg.model.get("use_remove_padding", False))
         self.actor_module = self.actor_optimizer = self.actor_lr_scheduler = None
         self.actor = self.rollout = self.ref_policy = self.checkpoint_manager = None
+        # LoRA actor: the reference is the actor's own module with its adapters off (verl's ref_in_actor)
+        self._ref_in_actor = self._is_ref and self._is_actor and lora_rank(cfg.model) > 0
         self._optimizer_offload = False
 
     # ------------------------------------------------------------------------------------------------------------
@@ -159,7 +163,9 @@ class ActorRolloutRefWorker(Worker):
         if self._is_rollout:
             self.rollout = self._build_rollout()
             self.eos_token_ids = model_eos_token_ids(cfg.model.path, self.tokenizer)
-        if self._is_ref:
+        if self._ref_in_actor:
+            self.ref_policy = DataParallelPPOActor(cfg.ref, self.actor_module)
+        elif self._is_ref:
             ref_module = build_fsdp_causal_lm(
                 cfg.model, cfg.ref.get("fsdp_config", None), mesh, self.device, trainable=False
             )
@@ -221,7 +227,8 @@ class ActorRolloutRefWorker(Worker):
 
     @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
     def compute_ref_log_prob(self, data: DataProto) -> DataProto:
-        """``ref_log_prob`` [B, R] under the frozen reference policy (same temperature as the actor)."""
+        """``ref_log_prob`` [B, R] under the frozen reference policy (same temperature as the actor): a LoRA actor's
+        own module with its adapters off, else a separate frozen copy of the model."""
         ref = self._require(self.ref_policy, "compute_ref_log_prob")
         ref_cfg = self.config.ref
         data = _with_meta(
@@ -231,7 +238,8 @@ class ActorRolloutRefWorker(Worker):
             use_dynamic_bsz=ref_cfg.get("log_prob_use_dynamic_bsz", False),
             max_token_len=ref_cfg.get("log_prob_max_token_len_per_gpu", None),
         )
-        log_probs, _ = ref.compute_log_prob(data, calculate_entropy=False)
+        with adapters_disabled(self.actor_module) if self._ref_in_actor else contextlib.nullcontext():
+            log_probs, _ = ref.compute_log_prob(data, calculate_entropy=False)
         return DataProto.from_dict(tensors={"ref_log_prob": log_probs})
 
     @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
@@ -269,10 +277,11 @@ class ActorRolloutRefWorker(Worker):
             offload_optimizer_state(self.actor_optimizer)
 
     @register(dispatch_mode=Dispatch.ONE_TO_ALL)
-    def export_hf(self, local_dir: str):
+    def export_hf(self, local_dir: str, lora_adapter: bool = False):
         """Write the actor as a full HF folder (config, safetensors in the training dtype, tokenizer) that
-        transformers / vLLM load, whatever the save contents."""
-        self._require(self.checkpoint_manager, "export_hf").export_hf(local_dir)
+        transformers / vLLM load, whatever the save contents; a LoRA actor merged (W + alpha/r * B @ A), and with
+        ``lora_adapter`` also its peft adapter folder in ``local_dir/lora_adapter``."""
+        self._require(self.checkpoint_manager, "export_hf").export_hf(local_dir, lora_adapter=lora_adapter)
 
 
 class CriticWorker(Worker):

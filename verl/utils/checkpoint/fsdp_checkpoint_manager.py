@@ -11,12 +11,18 @@ Layout of ``local_path`` (verl's file names):
                                             safetensors weights only with "hf_model" in the save contents, written
                                             in the training dtype (FSDP2's mixed-precision param dtype, e.g. bf16),
                                             no lm_head.weight when config.tie_word_embeddings is set
+    lora_adapter/                           LoRA actors only (as verl): adapter_config.json (naming the base model)
+                                            + adapter_model.safetensors, loadable by peft
+
+A LoRA (peft) model's shards hold its adapters only (the frozen base is model.path's own weights, loaded again on
+resume), and its optimizer state covers only them; its HF weights are the merged W + alpha/r * B @ A.
 
 A sharded checkpoint restores onto the same world size; ``python -m verl.model_merger merge --backend fsdp
 --local_dir <local_path> --target_dir OUT`` turns the shards of any world size into the HF weights later.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
@@ -40,6 +46,8 @@ from torch.distributed.tensor import DTensor
 
 from verl.utils.checkpoint.checkpoint_contents import CONTENT_ENTRIES, resolve_checkpoint_contents
 from verl.utils.checkpoint.hf_folder import export_config, write_hf_metadata, write_hf_weights
+from verl.utils.checkpoint.lora_weights import (adapter_state, is_lora_name, is_peft_model, lora_scaling,
+                                                merge_lora_weights, write_peft_adapter)
 from verl.utils.fsdp_utils import fsdp_modules, full_state_dict, unwrapped_model_class
 
 DEFAULT_CONTENTS = CONTENT_ENTRIES  # everything, HF weights included, when the caller names no contents
@@ -131,6 +139,7 @@ class FSDPCheckpointManager:
         self.export_dtype = export_dtype or next(
             (p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
         self.previous_saved_paths: list[str] = []
+        self.lora = is_peft_model(model)
 
     @staticmethod
     def _file(local_path: str, kind: str, rank: int, world: int) -> str:
@@ -158,7 +167,10 @@ class FSDPCheckpointManager:
         _barrier()
         options = StateDictOptions(full_state_dict=False, cpu_offload=True)
         if "model" in self.save_contents:
-            torch.save(get_model_state_dict(self.model, options=options), self._file(local_path, "model", rank, world))
+            state = get_model_state_dict(self.model, options=options)
+            if self.lora:  # the frozen base is model.path's: only the adapters are state
+                state = {k: v for k, v in state.items() if is_lora_name(k)}
+            torch.save(state, self._file(local_path, "model", rank, world))
             if rank == 0:
                 with open(os.path.join(local_path, "fsdp_config.json"), "w") as f:
                     json.dump({"FSDP_version": 2, "world_size": world}, f)
@@ -173,6 +185,8 @@ class FSDPCheckpointManager:
             }
             torch.save(extra, self._file(local_path, "extra_state", rank, world))
         self._save_hf(os.path.join(local_path, "huggingface"), weights="hf_model" in self.save_contents)
+        if self.lora:
+            self.save_lora_adapter(os.path.join(local_path, "lora_adapter"))
         _barrier()
 
         if local_path in self.previous_saved_paths:
@@ -184,11 +198,30 @@ class FSDPCheckpointManager:
                 if rank == 0 and os.path.isdir(old):
                     shutil.rmtree(old, ignore_errors=True)
 
-    def export_hf(self, local_dir: str) -> None:
+    def export_hf(self, local_dir: str, lora_adapter: bool = False) -> None:
         """Write a full HF folder (config, safetensors in the export dtype, generation config, tokenizer) to
-        ``local_dir``, whatever the save contents. Collective."""
-        self._save_hf(os.path.abspath(os.path.expanduser(local_dir)), weights=True)
+        ``local_dir``, whatever the save contents; a LoRA model's weights merged, and with ``lora_adapter`` its peft
+        adapter folder in ``local_dir/lora_adapter`` too. Collective."""
+        local_dir = os.path.abspath(os.path.expanduser(local_dir))
+        if lora_adapter and not self.lora:
+            raise ValueError("export_hf(lora_adapter=True): this model has no LoRA adapters (model.lora_rank=0)")
+        self._save_hf(local_dir, weights=True)
+        if lora_adapter:
+            self.save_lora_adapter(os.path.join(local_dir, "lora_adapter"))
         _barrier()
+
+    def save_lora_adapter(self, adapter_dir: str) -> None:
+        """Rank 0 writes the peft adapter folder (adapter_config.json naming the base model +
+        adapter_model.safetensors) of a LoRA model, gathered from every rank (collective)."""
+        from verl.workers.rollout.vllm_weight_sync import full_tensor
+
+        rank, _ = _rank_world()
+        with torch.no_grad():
+            named = [(n, full_tensor(p.detach()).cpu()) for n, p in self.model.named_parameters() if is_lora_name(n)]
+        if rank == 0:
+            config = copy.deepcopy(self.model.peft_config["default"])
+            config.inference_mode = True
+            write_peft_adapter(adapter_dir, config, adapter_state(named))
 
     def _save_hf(self, hf_dir: str, weights: bool) -> None:
         """Rank 0 writes the config, generation config and tokenizer to ``hf_dir``, and with ``weights`` the full
@@ -201,6 +234,8 @@ class FSDPCheckpointManager:
         model_class = unwrapped_model_class(self.model)
         config = export_config(self.model.config, model_class.__name__, self.export_dtype)
         if weights:
+            if self.lora:
+                state = dict(merge_lora_weights(state.items(), lora_scaling(self.model)))
             write_hf_weights(hf_dir, model_class, config, state)
         write_hf_metadata(hf_dir, config, getattr(self.model, "generation_config", None), self.processing_class)
 
@@ -218,9 +253,12 @@ class FSDPCheckpointManager:
         local_path = os.path.abspath(os.path.expanduser(local_path))
         global_step = 0
         if "model" in self.load_contents:
-            sd = torch.load(self._require(local_path, "model", rank, world), weights_only=False)
+            path = self._require(local_path, "model", rank, world)
+            sd = torch.load(path, weights_only=False)
+            if self.lora:
+                self._check_adapter_keys(path, sd)
             sd, full = self._as_model_expects(sd)
-            set_model_state_dict(self.model, sd, options=StateDictOptions(full_state_dict=full, strict=True))
+            set_model_state_dict(self.model, sd, options=StateDictOptions(full_state_dict=full, strict=not self.lora))
         if "optimizer" in self.load_contents and self.optimizer is not None:
             sd = torch.load(self._require(local_path, "optim", rank, world), weights_only=False)
             sd, full = self._as_model_expects(sd)
@@ -235,6 +273,17 @@ class FSDPCheckpointManager:
         if del_local_after_load and rank == 0:
             shutil.rmtree(local_path, ignore_errors=True)
         return global_step
+
+    def _check_adapter_keys(self, path: str, state: dict) -> None:
+        """A LoRA model restores exactly its adapter tensors: ValueError naming what is missing or foreign."""
+        expected = {n for n, _ in self.model.named_parameters() if is_lora_name(n)}
+        foreign = sorted(set(state) - expected)
+        missing = sorted(expected - set(state))
+        if foreign or missing:
+            raise ValueError(
+                f"{path} does not hold this model's LoRA adapters (model.lora_rank / target_modules must match the "
+                f"saved run's): {len(missing)} missing, e.g. {missing[:3]}; {len(foreign)} not adapters of this "
+                f"model, e.g. {foreign[:3]}")
 
     def _as_model_expects(self, state: dict) -> tuple[dict, bool]:
         """(state, full_state_dict) for ``set_*_state_dict``. A one-rank run holds either an FSDP2 model (shards

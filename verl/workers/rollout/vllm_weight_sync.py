@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.distributed.tensor import DTensor
 
+from verl.utils.checkpoint.lora_weights import is_peft_model, lora_scaling, merge_lora_weights
+
 logger = logging.getLogger(__name__)
 
 # Prefixes that module wrappers add to parameter names; vLLM expects the plain HF names.
@@ -61,6 +63,17 @@ def iter_full_weights(module: nn.Module, dtype: Optional[torch.dtype] = None) ->
             if dtype is not None and tensor.dtype != dtype:
                 tensor = tensor.to(dtype)
             yield hf_param_name(name), tensor
+
+
+def iter_sync_weights(module: nn.Module, dtype: Optional[torch.dtype] = None) -> Iterator[tuple[str, torch.Tensor]]:
+    """``iter_full_weights`` as the engine wants them: a LoRA (peft) actor's adapters merged into their base weights
+    (W + alpha/r * B @ A in fp32, then ``dtype``) under the plain HF names, so the engine runs an ordinary model.
+    Collective like ``iter_full_weights``."""
+    if not is_peft_model(module):
+        yield from iter_full_weights(module, dtype)
+        return
+    for name, tensor in merge_lora_weights(iter_full_weights(module), lora_scaling(module)):
+        yield name, tensor.to(dtype) if dtype is not None and tensor.dtype != dtype else tensor
 
 
 def _tied_groups(model: nn.Module) -> list[list[nn.Module]]:
@@ -145,7 +158,7 @@ class FSDPVLLMShardingManager:
         counter = {"bytes": 0, "count": 0}
 
         def counted():
-            for name, tensor in iter_full_weights(self.module, self.sync_dtype):
+            for name, tensor in iter_sync_weights(self.module, self.sync_dtype):
                 counter["bytes"] += tensor.numel() * tensor.element_size()
                 counter["count"] += 1
                 yield name, tensor

@@ -16,6 +16,8 @@ from torch.distributed.fsdp import CPUOffloadPolicy
 from verl.utils.fsdp_utils import apply_fsdp2, mixed_precision_policy, offload_policy
 from verl.utils.import_utils import import_external_libs
 
+from .lora import apply_lora, lora_rank
+
 
 def load_tokenizer(path: str, trust_remote_code: bool = False, external_lib=None,
                    external_lib_key: str = "model.external_lib"):
@@ -134,12 +136,15 @@ def build_fsdp_causal_lm(
 
     Trainable (actor): fp32 master weights, gradient checkpointing when ``model.enable_gradient_checkpointing``.
     Frozen (reference, rollout-only): weights in the compute dtype, no gradients. ``dtype`` overrides
-    ``model_dtype(fsdp_config, device, trainable)``.
+    ``model_dtype(fsdp_config, device, trainable)``. A trainable model with ``model.lora_rank`` > 0 becomes a peft
+    model (``lora.apply_lora``, before sharding): its frozen base is loaded in the compute dtype, like a reference,
+    and only its fp32 adapters train.
     """
     from transformers import AutoModelForCausalLM
 
+    lora = trainable and lora_rank(model_config) > 0
     if dtype is None:
-        dtype = model_dtype(fsdp_config, device, trainable)
+        dtype = model_dtype(fsdp_config, device, trainable and not lora)
     config = load_hf_config(model_config)
     module = AutoModelForCausalLM.from_pretrained(
         model_config.path,
@@ -150,6 +155,8 @@ def build_fsdp_causal_lm(
     )
     if not trainable:
         module.requires_grad_(False)
+    if lora:
+        module = apply_lora(module, model_config)
     grad_ckpt = trainable and bool(model_config.get("enable_gradient_checkpointing", False))
     return _shard(module, fsdp_config, mesh, device, grad_ckpt, force_fsdp2)
 
