@@ -7,7 +7,24 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 source "$ROOT/scripts/find_python.sh"
 
+# check_server URL: the retrieval server (python -m recr1.retrieval.serve) answers /health with documents.
+check_server() {
+  "$PYTHON" - "$1" <<'PY'
+import sys
+
+from recr1.retrieval.remote_searcher import RemoteSearcher, RemoteSearchError
+
+try:
+    num_docs = RemoteSearcher(sys.argv[1], timeout=30).num_docs
+except (RemoteSearchError, ValueError) as e:
+    sys.exit(f"retrieval server not usable (RETRIEVAL_URL): {e}")
+if num_docs <= 0:
+    sys.exit(f"retrieval server {sys.argv[1]} (RETRIEVAL_URL) holds no documents")
+PY
+}
+
 # check_paths TRAIN_FILE VAL_FILE INDEX_DIR RETRIEVER MODEL: prints one line per problem; returns 1 if any.
+# With RETRIEVER=remote the server at $RETRIEVAL_URL is checked instead of an index folder.
 check_paths() {
   local train=$1 val=$2 index=$3 retriever=$4 model=$5 bad=0
   for f in "$train" "$val"; do
@@ -16,10 +33,14 @@ check_paths() {
       bad=1
     fi
   done
+  if [ "$retriever" = "remote" ]; then
+    check_server "${RETRIEVAL_URL:-}" || bad=1
+    index=""
+  fi
   local marker="segments_*"
   [ "$retriever" = "dense" ] && marker="index.faiss"
   # shellcheck disable=SC2086
-  if [ ! -d "$index" ] || ! compgen -G "$index/"$marker > /dev/null; then
+  if [ -n "$index" ] && { [ ! -d "$index" ] || ! compgen -G "$index/"$marker > /dev/null; }; then
     echo "missing $retriever index: $index has no $marker (build it with scripts/data/build_index.sh, or set INDEX_DIR)" >&2
     bad=1
   fi

@@ -17,6 +17,7 @@
 #   ROLLOUT_TP_SIZE (vLLM tensor parallel size, 1), EXPERIMENT_NAME, PROJECT_NAME (Rec-R1),
 #   VLLM_ATTENTION_BACKEND, WANDB_API_KEY (without it wandb logs offline), HF_HOME (model cache);
 #   INDEX_DIR (data/amazon_c4/index/lucene), RETRIEVER (bm25 | dense), CONFIG_NAME (recr1_grpo),
+#   RETRIEVAL_URL (a python -m recr1.retrieval.serve server: the reward searches there, RETRIEVER=remote, no index),
 #   NNODES (1), PYTHON (default: .venv/bin/python), DRY_RUN (1: check only).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
@@ -27,6 +28,8 @@ BASE_MODEL=${BASE_MODEL:-Qwen/Qwen2.5-3B-Instruct}
 DATA_DIR=${DATA_DIR:-data/amazon_c4/sparse}
 INDEX_DIR=${INDEX_DIR:-data/amazon_c4/index/lucene}
 RETRIEVER=${RETRIEVER:-bm25}
+RETRIEVAL_URL=${RETRIEVAL_URL:-}
+[ -n "$RETRIEVAL_URL" ] && RETRIEVER=remote
 CONFIG_NAME=${CONFIG_NAME:-recr1_grpo}
 ROLLOUT_TP_SIZE=${ROLLOUT_TP_SIZE:-1}
 PROJECT_NAME=${PROJECT_NAME:-Rec-R1}
@@ -37,6 +40,12 @@ export VLLM_ATTENTION_BACKEND=${VLLM_ATTENTION_BACKEND:-}
 [ -n "$VLLM_ATTENTION_BACKEND" ] || unset VLLM_ATTENTION_BACKEND
 [ -n "${HF_HOME:-}" ] && export HF_HOME
 [ -n "${WANDB_API_KEY:-}" ] && export WANDB_API_KEY
+if [ "$RETRIEVER" = "remote" ]; then
+  RETRIEVAL=(custom_reward_function.reward_kwargs.retriever=remote custom_reward_function.reward_kwargs.index=null
+             custom_reward_function.reward_kwargs.url="$RETRIEVAL_URL")
+else
+  RETRIEVAL=(custom_reward_function.reward_kwargs.retriever="$RETRIEVER" custom_reward_function.reward_kwargs.index="$INDEX_DIR")
+fi
 
 # Rec-R1 ran an older verl whose ppo_mini_batch_size counted RESPONSES (128 of 32 x 12 = 384: 3 updates per step).
 # Ours counts PROMPTS and must divide the 32 prompts of a batch, so 3 updates per step cannot be matched exactly:
@@ -73,8 +82,7 @@ launch "$CONFIG_NAME" "$EXPERIMENT_NAME" \
     reward_model.reward_manager=batch \
     custom_reward_function.path=recr1.reward \
     custom_reward_function.name=compute_score_batch \
-    custom_reward_function.reward_kwargs.retriever="$RETRIEVER" \
-    custom_reward_function.reward_kwargs.index="$INDEX_DIR" \
+    "${RETRIEVAL[@]}" \
     "trainer.logger=[console,wandb]" \
     trainer.val_before_train=False \
     trainer.n_gpus_per_node="$N_GPUS" \
