@@ -3,12 +3,14 @@ Lucene index: the same hits as in process, the reward and the eval through it, p
 import json
 import socket
 import threading
+import time
 
 import pytest
 
 from recr1.data.records import make_row, write_rows
 from recr1.eval import evaluate
 from recr1.eval import main as eval_main
+from recr1.retrieval.base import Searcher
 from recr1.retrieval.query_cache import CachedSearcher
 from recr1.retrieval.remote_searcher import RETRY_STAT, RemoteSearcher, RemoteSearchError
 from recr1.retrieval.searcher import get_searcher
@@ -187,3 +189,54 @@ def test_verl_trainer_checks_the_server_before_any_worker(server, tmp_path):
     with pytest.raises(ConfigError, match=f"retrieval server '{refused}'.*ConnectError"):
         check_reward_before_workers(load_config(overrides + [f"custom_reward_function.reward_kwargs.url={refused}"],
                                                 config_name="recr1_grpo"))  # fmt: skip
+
+
+class FailingSearcher(Searcher):
+    """The real searcher behind a fault the server cannot recover from by itself for ``failures`` calls."""
+
+    kind = "bm25"
+
+    def __init__(self, inner, failures):
+        super().__init__()
+        self.inner, self.failures = inner, failures
+
+    def batch_search(self, queries, k):
+        if self.failures > 0:
+            self.failures -= 1
+            raise RuntimeError("the index went away")
+        return self.inner.batch_search(queries, k)
+
+    @property
+    def num_docs(self):
+        return self.inner.num_docs
+
+
+@pytest.fixture
+def flaky_server(bm25_searcher, lucene_index_dir):
+    """(url, searcher) of a real uvicorn server, in a thread of this process, whose searcher fails on demand."""
+    import uvicorn
+
+    from recr1.retrieval.serve import SearchService, create_app
+
+    searcher = FailingSearcher(bm25_searcher, failures=0)
+    app = create_app(SearchService(lambda: searcher), "bm25", lucene_index_dir)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}", searcher
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_a_server_error_is_retried_once_then_named(flaky_server, bm25_searcher):
+    url, searcher = flaky_server
+    remote = RemoteSearcher(url, retry_wait=1)
+    searcher.failures = 1
+    assert remote.batch_search(KNOWN, 5) == bm25_searcher.batch_search(KNOWN, 5)
+    assert remote.stats[RETRY_STAT] == 1
+    searcher.failures = 2
+    with pytest.raises(RemoteSearchError, match=r"failed a batch of 6 queries \(k=5\) twice.*HTTP 500.*index went away"):
+        remote.batch_search(KNOWN, 5)
