@@ -121,11 +121,50 @@ def _copy_metadata(hf_dir: str, target_dir: str) -> None:
             shutil.copy2(path, os.path.join(target_dir, name))
 
 
+def role_dir(local_dir: str) -> str:
+    """``local_dir`` itself when it holds model shards, else its ``actor/`` when that does (a ``global_step_N``
+    folder names its actor), else ``local_dir`` (find_world_size then explains what is missing)."""
+    actor = os.path.join(local_dir, "actor")
+    if not any(MODEL_FILE.match(n) for n in _listdir(local_dir)) and any(MODEL_FILE.match(n) for n in _listdir(actor)):
+        return actor
+    return local_dir
+
+
+def _listdir(folder: str) -> list[str]:
+    return os.listdir(folder) if os.path.isdir(folder) else []
+
+
+def _has_weights(folder: str) -> bool:
+    return any(name.endswith(WEIGHT_SUFFIXES) for name in _listdir(folder))
+
+
+def hf_model_path(model: str, merged_dir: str) -> str:
+    """A folder (or hub id) that ``from_pretrained`` loads, for ``model``: an HF folder or hub id as it is; a trainer
+    checkpoint (``global_step_N``, its ``actor/`` or ``actor/huggingface``) as its ``huggingface/`` folder when that
+    holds weights (saved with ``hf_model``), else as its shards merged into ``merged_dir`` (reused if already
+    there)."""
+    path = os.path.abspath(os.path.expanduser(model))
+    if not os.path.isdir(path):
+        return model  # a hub id (or a path that from_pretrained will report missing)
+    if os.path.basename(path) == "huggingface" and not _has_weights(path):
+        path = os.path.dirname(path)
+    shards = role_dir(path)
+    if not any(MODEL_FILE.match(n) for n in _listdir(shards)):
+        hf = os.path.join(path, "actor", "huggingface")
+        return hf if _has_weights(hf) else path
+    if _has_weights(os.path.join(shards, "huggingface")):
+        return os.path.join(shards, "huggingface")
+    if not _has_weights(merged_dir):
+        merge_fsdp_checkpoint(shards, merged_dir)
+    return merged_dir
+
+
 def merge_fsdp_checkpoint(local_dir: str, target_dir: str, hf_model_path: Optional[str] = None,
                           dtype: Optional[str] = None, base_model_path: Optional[str] = None,
                           save_lora_adapter: bool = False) -> str:
-    """Write an HF folder to ``target_dir`` from the shards in ``local_dir`` and the config / tokenizer in
-    ``hf_model_path`` (default ``local_dir/huggingface``); returns ``target_dir``. ``dtype`` overrides the config's.
+    """Write an HF folder to ``target_dir`` from the shards in ``local_dir`` (a ``global_step_N/actor`` folder, or
+    ``global_step_N``, whose actor is meant) and the config / tokenizer in ``hf_model_path`` (default
+    ``<actor folder>/huggingface``); returns ``target_dir``. ``dtype`` overrides the config's.
 
     LoRA shards (adapters only) are merged into the base model (``base_model_path``, default the one
     ``lora_adapter/adapter_config.json`` names); ``save_lora_adapter`` adds ``target_dir/lora_adapter``.
@@ -137,7 +176,7 @@ def merge_fsdp_checkpoint(local_dir: str, target_dir: str, hf_model_path: Option
     from verl.utils.checkpoint.hf_folder import hf_model_class, write_hf_weights
     from verl.utils.fsdp_utils import to_torch_dtype
 
-    local_dir = os.path.abspath(os.path.expanduser(local_dir))
+    local_dir = role_dir(os.path.abspath(os.path.expanduser(local_dir)))
     hf_dir = os.path.abspath(os.path.expanduser(hf_model_path or os.path.join(local_dir, "huggingface")))
     world = find_world_size(local_dir)
     if not os.path.isfile(os.path.join(hf_dir, "config.json")):
@@ -171,7 +210,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     merge = sub.add_parser("merge", help="write an HF folder from a sharded checkpoint")
     merge.add_argument("--backend", required=True, choices=["fsdp"], help="checkpoint format (only fsdp here)")
-    merge.add_argument("--local_dir", required=True, help="a global_step_N/actor (or critic) folder")
+    merge.add_argument("--local_dir", required=True,
+                       help="a global_step_N/actor (or critic) folder; a global_step_N folder means its actor")
     merge.add_argument("--target_dir", required=True, help="the HF folder to write")
     merge.add_argument("--hf_model_path", default=None, help="config / tokenizer folder (default local_dir/huggingface)")
     merge.add_argument("--dtype", default=None, help="bf16 | fp16 | fp32 (default: the dtype config.json names)")

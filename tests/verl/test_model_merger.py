@@ -142,3 +142,40 @@ def test_missing_rank_file_is_named(two_rank_checkpoint, tmp_path):
 def test_folder_without_shards_is_explained(tmp_path):
     proc = merge("--backend", "fsdp", "--local_dir", str(tmp_path), "--target_dir", str(tmp_path / "out"))
     assert proc.returncode == 2 and "no model_world_size_W_rank_r.pt" in proc.stderr
+
+
+def test_a_global_step_folder_means_its_actor(two_rank_checkpoint, tmp_path):
+    """``--local_dir global_step_N`` (what users copy from the checkpoint tree) merges the actor."""
+    from safetensors.torch import load_file
+
+    step = tmp_path / "global_step_3"
+    os.makedirs(step)
+    os.symlink(os.path.join(two_rank_checkpoint, "actor"), step / "actor")
+    proc = merge("--backend", "fsdp", "--local_dir", str(step), "--target_dir", str(tmp_path / "hf"))
+    assert proc.returncode == 0, proc.stderr
+    from verl.model_merger import merge_fsdp_checkpoint
+
+    merge_fsdp_checkpoint(str(step / "actor"), str(tmp_path / "direct"))
+    a = load_file(str(tmp_path / "hf" / "model.safetensors"))
+    b = load_file(str(tmp_path / "direct" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_hf_model_path_finds_or_merges_the_weights(two_rank_checkpoint, tiny_model_dir, tmp_path):
+    """What the evaluation commands load for a model argument: HF folders and hub ids as they are; a checkpoint
+    (global_step_N, its actor, its actor/huggingface) through its shards, merged once."""
+    from verl.model_merger import hf_model_path
+
+    step = tmp_path / "global_step_3"
+    os.makedirs(step)
+    os.symlink(os.path.join(two_rank_checkpoint, "actor"), step / "actor")
+    merged = str(tmp_path / "merged")
+    assert hf_model_path(tiny_model_dir, merged) == tiny_model_dir
+    assert hf_model_path("Qwen/Qwen2.5-3B-Instruct", merged) == "Qwen/Qwen2.5-3B-Instruct"
+    assert not os.path.exists(merged)
+    assert hf_model_path(str(step), merged) == merged
+    weights = os.path.join(merged, "model.safetensors")
+    written = os.stat(weights).st_mtime_ns
+    for form in (step / "actor", step / "actor" / "huggingface"):
+        assert hf_model_path(str(form), merged) == merged
+    assert os.stat(weights).st_mtime_ns == written  # merged once, then reused
