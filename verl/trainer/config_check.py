@@ -425,13 +425,14 @@ def unimplemented_value_errors(config: DictConfig) -> list[str]:
 
 def lora_errors(config: DictConfig) -> list[str]:
     """Bad LoRA keys of ``actor_rollout_ref.model`` (rank, alpha, types), then target / exclude module names that
-    match no module of the model, found on an empty (meta-device) copy built from its config. A model whose config
-    cannot be read here (e.g. a hub id on an offline driver) is checked by the workers when they load it."""
+    match no module of the model, found on an empty (meta-device) copy built from its config. A model that is not a
+    local folder (a hub id: no download from the driver) or whose config cannot be read here is checked by the
+    workers when they load it."""
     from verl.workers.sharding.lora import lora_config_errors, lora_rank, lora_target_errors, model_on_meta
 
     model = config.actor_rollout_ref.model
     errors = lora_config_errors(model)
-    if errors or lora_rank(model) == 0:
+    if errors or lora_rank(model) == 0 or not os.path.isdir(os.path.expanduser(str(model.path))):
         return errors
     try:
         meta_model = model_on_meta(model)
