@@ -7,12 +7,14 @@ resumes from its last checkpoint when its settings did not change.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from recr1.demo import seqrec_stages as sq
 from recr1.demo import stages as st
 from recr1.demo.paths import DemoPaths
 from recr1.demo.report import write_report
@@ -50,6 +52,38 @@ STAGES = (
     Stage("eval", "evaluation", (), st.run_eval, st.valid_eval),
 )
 
+# Sequential recommendation: its own data, index, SFT pairs and evaluation; the policy, SFT and GRPO stages are shared.
+_SHARED = {stage.name: stage for stage in STAGES}
+SEQREC_STAGES = (
+    Stage("catalog", "synthetic reviews", ("task", "items", "users", "data_seed"), sq.run_catalog, sq.valid_catalog),
+    Stage("prepare", "prepare parquet", ("max_history",), sq.run_prepare, sq.valid_prepare),
+    Stage("index", "Lucene index", (), sq.run_index, sq.valid_index),
+    _SHARED["policy"],
+    Stage("sft_data", "SFT data", ("naive_words", "rl_val_rows", "eval_rows"), sq.run_sft_data, st.valid_sft_data),
+    _SHARED["sft"],
+    dataclasses.replace(_SHARED["rl"], run=sq.run_rl),
+    Stage("eval", "evaluation", (), sq.run_eval, sq.valid_eval),
+)
+
+
+@dataclass(frozen=True)
+class DemoTask:
+    """What differs between the demo's tasks: the stages, the no-model baseline, the RL validation source."""
+
+    stages: tuple[Stage, ...]
+    baseline: str
+    val_source: str
+    heading: str  # what the test table shows
+
+
+TASKS = {
+    "search": DemoTask(STAGES, "raw_request", st.VAL_SOURCE, "Test requests of the held-out categories, BM25 over "
+                                                             "{items} products"),
+    "seqrec": DemoTask(SEQREC_STAGES, sq.BASELINE, sq.val_source(),
+                       "Next-item test histories (each user's last item; _inductive: users held out of training), "
+                       "BM25 over the synthetic category's items"),
+}
+
 
 @contextlib.contextmanager
 def output_to(log_path: str):
@@ -85,21 +119,24 @@ class Console:
 
 def run_pipeline(settings: DemoSettings, out: str, verbose: bool = False, console: Console | None = None) -> dict:
     """Run (or skip) every stage, then write the report; returns results.json's content."""
+    if settings.task not in TASKS:
+        raise ValueError(f"unknown demo task {settings.task!r}; known: {sorted(TASKS)}")
+    task = TASKS[settings.task]
     paths = DemoPaths(os.path.abspath(out))
     console = console or Console()
     if settings.threads > 0:
         import torch
 
         torch.set_num_threads(settings.threads)
-    total = len(STAGES) + 1
+    total = len(task.stages) + 1
     stage_times: dict[str, dict] = {}
     key = "demo-v1"
     redo_rest = False
     start = time.time()
-    for number, stage in enumerate(STAGES, start=1):
+    for number, stage in enumerate(task.stages, start=1):
         label = f"[demo {number}/{total}] {stage.title:<18s}"
         ctx = st.StageContext(settings, paths, say=lambda text, label=label: console.print(f"{label}   {text}"),
-                              verbose=verbose)
+                              verbose=verbose, val_source=task.val_source)
         key = chain_key(key, settings.fingerprint(list(stage.depends_on)))
         stamp = read_stamp(paths.stamp(stage.name))
         if not redo_rest and stamp and stamp["key"] == key and stamp.get("state") == "done" and stage.valid(ctx):
@@ -131,19 +168,20 @@ def run_pipeline(settings: DemoSettings, out: str, verbose: bool = False, consol
         console.print(f"{label} done in {_duration(seconds)}: {summary}")
 
     label = f"[demo {total}/{total}] {'report':<18s}"
+    heading = task.heading.format(items=settings.items)
+    base = task.baseline
     results, table = write_report(paths, settings, stage_times, st.read_metrics(paths.metrics_jsonl("rl")),
-                                  st.VAL_NDCG_KEY)
+                                  st.val_ndcg_key(task.val_source), base, heading)
     console.print(f"{label} wrote {paths.results_json}, {paths.results_md}, {paths.curves_png}")
     console.print()
-    console.print(f"Test requests of the held-out categories, BM25 over {settings.items} products, "
-                  f"seed {settings.seed}:")
+    console.print(f"{heading}, seed {settings.seed}:")
     console.print(table)
     v = results["verdict"]
     console.print()
     console.print(f"RL vs SFT: {v['rl_ndcg@100']:.3f} vs {v['sft_ndcg@100']:.3f} NDCG@100"
-                  f" ({'better' if v['rl_beats_sft'] else 'NOT better'}); RL vs raw request: "
-                  f"{v['rl_ndcg@100']:.3f} vs {v['raw_request_ndcg@100']:.3f}"
-                  f" ({v.get('rl_over_raw_request', float('nan')):.2f}x)")
+                  f" ({'better' if v['rl_beats_sft'] else 'NOT better'}); RL vs {base.replace('_', ' ')}: "
+                  f"{v['rl_ndcg@100']:.3f} vs {v[f'{base}_ndcg@100']:.3f}"
+                  f" ({v.get(f'rl_over_{base}', float('nan')):.2f}x)")
     console.print("Stage times: " + ", ".join(f"{n} {_duration(t['seconds'])}" + (" (cached)" if t["skipped"] else "")
                                                for n, t in stage_times.items())
                   + f"; this run {_duration(time.time() - start)}")

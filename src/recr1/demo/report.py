@@ -7,7 +7,10 @@ results.json::
                               "Baby_Products": {...}, ...},
               "sft": {...}, "rl": {...}},
      "val_curve": [[step, ndcg@100], ...], "verdict": {"rl_beats_sft": true, "rl_beats_raw_request": true,
-     "rl_over_raw_request": 1.9}, "settings": {...}}
+     "rl_over_raw_request": 1.9}, "baseline": "raw_request", "settings": {...}}
+
+The seqrec task's baseline is ``last_title`` (the last history item's title as the query) in place of
+``raw_request``, with the same layout.
 """
 from __future__ import annotations
 
@@ -21,12 +24,21 @@ from recr1.demo.settings import DemoSettings
 from recr1.report.series import curve, smooth
 
 METHODS = ("raw_request", "sft", "rl")
+BASELINES = ("raw_request", "last_title")
 METRICS = (("ndcg@10", "NDCG@10"), ("ndcg@100", "NDCG@100"), ("recall@100", "Recall@100"), ("format_ok", "format-ok"))
-_TEST_SOURCE = re.compile(r"^(?:amazon_c4_)?(.*?)(?:_test)?$")
+_TEST_SOURCE = re.compile(r"^(?:amazon_c4_|amazon_review_)?(.*?)(?:_test)?$")
+
+
+def methods(baseline: str = "raw_request") -> tuple[str, str, str]:
+    """The compared methods: the task's no-model baseline, SFT, RL."""
+    if baseline not in BASELINES:
+        raise ValueError(f"unknown baseline {baseline!r}; known: {BASELINES}")
+    return baseline, "sft", "rl"
 
 
 def domain_name(data_source: str) -> str:
-    """``amazon_c4_Baby_Products_test`` -> ``Baby_Products``; the eval's ``all`` row -> ``overall``."""
+    """``amazon_c4_Baby_Products_test`` -> ``Baby_Products``, ``amazon_review_Store_inductive_test`` ->
+    ``Store_inductive``; the eval's ``all`` row -> ``overall``."""
     if data_source == "all":
         return "overall"
     return _TEST_SOURCE.match(data_source).group(1)
@@ -42,15 +54,15 @@ def method_table(metrics_json: str) -> dict[str, dict]:
     return {"overall": rows.pop("overall"), **dict(sorted(rows.items()))}
 
 
-def verdict(test: dict[str, dict]) -> dict:
-    """Does RL beat SFT and the raw request on overall test NDCG@100, and by what factor over the raw request."""
-    ndcg = {m: test[m]["overall"]["ndcg@100"] for m in METHODS if m in test}
+def verdict(test: dict[str, dict], baseline: str = "raw_request") -> dict:
+    """Does RL beat SFT and the baseline on overall test NDCG@100, and by what factor over the baseline."""
+    ndcg = {m: test[m]["overall"]["ndcg@100"] for m in methods(baseline) if m in test}
     out = {f"{m}_ndcg@100": v for m, v in ndcg.items()}
     if "rl" in ndcg:
         out["rl_beats_sft"] = ndcg["rl"] > ndcg.get("sft", float("inf"))
-        out["rl_beats_raw_request"] = ndcg["rl"] > ndcg.get("raw_request", float("inf"))
-        if ndcg.get("raw_request"):
-            out["rl_over_raw_request"] = round(ndcg["rl"] / ndcg["raw_request"], 3)
+        out[f"rl_beats_{baseline}"] = ndcg["rl"] > ndcg.get(baseline, float("inf"))
+        if ndcg.get(baseline):
+            out[f"rl_over_{baseline}"] = round(ndcg["rl"] / ndcg[baseline], 3)
     return out
 
 
@@ -60,7 +72,7 @@ def markdown_table(test: dict[str, dict]) -> str:
              "|---|---|---:|" + "---:|" * len(METRICS)]
     domains = list(next(iter(test.values())).keys())
     for domain in domains:
-        for method in METHODS:
+        for method in test:
             row = test.get(method, {}).get(domain)
             if row is None:
                 continue
@@ -104,24 +116,27 @@ def plot_curves(path: str, rl_rows: list[dict], val_key: str, baselines: dict[st
 
 
 def write_report(paths: DemoPaths, settings: DemoSettings, stages: dict[str, dict], rl_rows: list[dict],
-                 val_key: str) -> tuple[dict, str]:
-    """Write results.json, results.md and curves.png; returns (results, markdown table)."""
-    test = {m: method_table(os.path.join(paths.eval_dir(m), "metrics.json")) for m in METHODS}
-    raw_val = method_table(os.path.join(paths.eval_dir("raw_request_val"), "metrics.json"))["overall"]["ndcg@100"]
+                 val_key: str, baseline: str = "raw_request", heading: str | None = None) -> tuple[dict, str]:
+    """Write results.json, results.md and curves.png; returns (results, markdown table). ``heading`` is the line
+    above the table in results.md (default: the product-search demo's)."""
+    test = {m: method_table(os.path.join(paths.eval_dir(m), "metrics.json")) for m in methods(baseline)}
+    raw_val = method_table(os.path.join(paths.eval_dir(f"{baseline}_val"), "metrics.json"))["overall"]["ndcg@100"]
     results = {
         "seed": settings.seed,
         "stages": stages,
         "total_seconds": round(sum(st.get("seconds", 0.0) for st in stages.values()), 1),
         "test": test,
         "val_curve": curve(rl_rows, val_key),
-        "val_raw_request_ndcg@100": raw_val,
-        "verdict": verdict(test),
+        f"val_{baseline}_ndcg@100": raw_val,
+        "verdict": verdict(test, baseline),
+        "baseline": baseline,
         "settings": dataclasses.asdict(settings),
     }
     with open(paths.results_json, "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2)
     table = markdown_table(test)
     with open(paths.results_md, "w", encoding="utf-8") as f:
-        f.write(f"Held-out test categories, BM25 over {settings.items} products, seed {settings.seed}\n\n{table}\n")
-    plot_curves(paths.curves_png, rl_rows, val_key, {"raw request": raw_val})
+        heading = heading or f"Held-out test categories, BM25 over {settings.items} products"
+        f.write(f"{heading}, seed {settings.seed}\n\n{table}\n")
+    plot_curves(paths.curves_png, rl_rows, val_key, {baseline.replace("_", " "): raw_val})
     return results, table

@@ -3,7 +3,8 @@
 Each DIR is a finished demo run (its ``results.json``), e.g. ``outputs/demo`` (seed 1) and the folders of
 ``bash scripts/demo.sh --seed 2 --out outputs/demo-seed2``. Prints one row per seed and the mean, and says
 whether RL's margin over each baseline is larger than the spread of RL across seeds (max - min); writes the
-same as ``seeds.md`` and ``seeds.json`` next to the first run (or ``--out``).
+same as ``seeds.md`` and ``seeds.json`` next to the first run (or ``--out``). Runs of the seqrec task
+(``--task seqrec``) compare against their own baseline, the last title; all runs must share one baseline.
 """
 from __future__ import annotations
 
@@ -13,9 +14,14 @@ import os
 import statistics
 import sys
 
-from recr1.demo.report import METHODS
+from recr1.demo.report import methods
 
 METRIC = "ndcg@100"
+
+
+def baseline_of(results: dict) -> str:
+    """The no-model baseline a run compared against (runs written before tasks existed: the raw request)."""
+    return results.get("baseline", "raw_request")
 
 
 def load_runs(dirs: list[str]) -> list[dict]:
@@ -27,7 +33,7 @@ def load_runs(dirs: list[str]) -> list[dict]:
             raise FileNotFoundError(f"{path} not found: is {d} a finished demo run?")
         with open(path, encoding="utf-8") as f:
             results = json.load(f)
-        missing = [m for m in METHODS if m not in results.get("test", {})]
+        missing = [m for m in methods(baseline_of(results)) if m not in results.get("test", {})]
         if missing:
             raise ValueError(f"{path} has no test results for {missing}")
         runs.append(results)
@@ -37,23 +43,29 @@ def load_runs(dirs: list[str]) -> list[dict]:
 def summarize(runs: list[dict]) -> dict:
     """Per-seed overall test NDCG@100 of each method, their means, RL's spread and margins.
 
-    Returns ``{"seeds": [...], "per_seed": {method: [v, ...]}, "mean": {method: v}, "rl_spread": max-min,
-    "margin": {baseline: mean(rl) - mean(baseline)}, "margin_exceeds_spread": {baseline: bool},
-    "rl_over_raw_request": {"per_seed", "mean", "min", "max"}, "minutes": [total minutes per run]}``.
+    Returns ``{"baseline": "raw_request" | "last_title", "seeds": [...], "per_seed": {method: [v, ...]},
+    "mean": {method: v}, "rl_spread": max-min, "margin": {baseline: mean(rl) - mean(baseline)},
+    "margin_exceeds_spread": {baseline: bool}, "rl_over_<baseline>": {"per_seed", "mean", "min", "max"},
+    "minutes": [total minutes per run]}``. Raises ValueError when the runs have different baselines.
     """
-    per_seed = {m: [r["test"][m]["overall"][METRIC] for r in runs] for m in METHODS}
+    baselines = sorted({baseline_of(r) for r in runs})
+    if len(baselines) != 1:
+        raise ValueError(f"the runs compare against different baselines {baselines}: mix no tasks")
+    base = baselines[0]
+    per_seed = {m: [r["test"][m]["overall"][METRIC] for r in runs] for m in methods(base)}
     mean = {m: statistics.fmean(v) for m, v in per_seed.items()}
     spread = max(per_seed["rl"]) - min(per_seed["rl"])
-    margin = {m: mean["rl"] - mean[m] for m in METHODS if m != "rl"}
-    ratios = [rl / raw for rl, raw in zip(per_seed["rl"], per_seed["raw_request"])]
+    margin = {m: mean["rl"] - mean[m] for m in methods(base) if m != "rl"}
+    ratios = [rl / raw for rl, raw in zip(per_seed["rl"], per_seed[base])]
     return {
+        "baseline": base,
         "seeds": [r.get("seed") for r in runs],
         "per_seed": per_seed,
         "mean": mean,
         "rl_spread": spread,
         "margin": margin,
         "margin_exceeds_spread": {m: v > spread for m, v in margin.items()},
-        "rl_over_raw_request": {"per_seed": ratios, "mean": statistics.fmean(ratios), "min": min(ratios),
+        f"rl_over_{base}": {"per_seed": ratios, "mean": statistics.fmean(ratios), "min": min(ratios),
                                 "max": max(ratios)},
         "minutes": [round(r.get("total_seconds", 0.0) / 60, 1) for r in runs],
     }
@@ -61,14 +73,15 @@ def summarize(runs: list[dict]) -> dict:
 
 def markdown(summary: dict) -> str:
     """The table and a verdict line per baseline."""
-    lines = ["| seed | raw_request | sft | rl | rl / raw_request | minutes |", "|---:|---:|---:|---:|---:|---:|"]
-    per, ratios = summary["per_seed"], summary["rl_over_raw_request"]["per_seed"]
+    base = summary.get("baseline", "raw_request")
+    lines = [f"| seed | {base} | sft | rl | rl / {base} | minutes |", "|---:|---:|---:|---:|---:|---:|"]
+    per, ratios = summary["per_seed"], summary[f"rl_over_{base}"]["per_seed"]
     for i, seed in enumerate(summary["seeds"]):
-        lines.append(f"| {seed} | {per['raw_request'][i]:.3f} | {per['sft'][i]:.3f} | {per['rl'][i]:.3f} | "
+        lines.append(f"| {seed} | {per[base][i]:.3f} | {per['sft'][i]:.3f} | {per['rl'][i]:.3f} | "
                      f"{ratios[i]:.2f}x | {summary['minutes'][i]} |")
     mean = summary["mean"]
-    lines.append(f"| **mean** | {mean['raw_request']:.3f} | {mean['sft']:.3f} | {mean['rl']:.3f} | "
-                 f"{summary['rl_over_raw_request']['mean']:.2f}x | |")
+    lines.append(f"| **mean** | {mean[base]:.3f} | {mean['sft']:.3f} | {mean['rl']:.3f} | "
+                 f"{summary[f'rl_over_{base}']['mean']:.2f}x | |")
     lines.append("")
     for base, margin in summary["margin"].items():
         verdict = "larger" if summary["margin_exceeds_spread"][base] else "NOT larger"

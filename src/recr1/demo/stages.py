@@ -37,6 +37,7 @@ class StageContext:
     say: Callable[[str], None]  # one progress line to the console
     verbose: bool = False
     facts: dict = field(default_factory=dict)  # values measured by one stage and used by later ones
+    val_source: str = VAL_SOURCE  # the data source of the RL validation curve
 
 
 def _count_lines(path: str) -> int:
@@ -283,14 +284,23 @@ def valid_sft(ctx: StageContext) -> bool:
 
 # ---- GRPO ----------------------------------------------------------------------------------------
 
-VAL_NDCG_KEY = f"val-aux/{VAL_SOURCE}/ndcg/mean"
+def val_ndcg_key(val_source: str = VAL_SOURCE) -> str:
+    """The metrics key of the validation NDCG of ``val_source`` (at the reward's k_eval)."""
+    return f"val-aux/{val_source}/ndcg/mean"
 
 
-def _describe_rl(m: dict) -> str:
-    text = f"reward {m.get('critic/score/mean', float('nan')):.3f}  train ndcg {m.get('reward/ndcg/mean', float('nan')):.3f}"
-    if VAL_NDCG_KEY in m:
-        text += f"  val ndcg@100 {m[VAL_NDCG_KEY]:.3f}"
-    return text
+VAL_NDCG_KEY = val_ndcg_key()
+
+
+def _rl_describer(val_key: str) -> Callable[[dict], str]:
+    def describe(m: dict) -> str:
+        text = (f"reward {m.get('critic/score/mean', float('nan')):.3f}  "
+                f"train ndcg {m.get('reward/ndcg/mean', float('nan')):.3f}")
+        if val_key in m:
+            text += f"  val ndcg {m[val_key]:.3f}"
+        return text
+
+    return describe
 
 
 def run_rl(ctx: StageContext, resume: bool = False) -> str:
@@ -299,10 +309,11 @@ def run_rl(ctx: StageContext, resume: bool = False) -> str:
         shutil.rmtree(p.rl_ckpt, ignore_errors=True)
     cmd = rl_command(s, p, _facts(ctx)["prompt_length"])
     ctx.say(f"$ {command_text(cmd)[:160]}...  (full command and output: {p.log('rl')})")
-    progress = _Progress(ctx, s.rl_steps, _describe_rl)
+    val_key = val_ndcg_key(ctx.val_source)
+    progress = _Progress(ctx, s.rl_steps, _rl_describer(val_key))
     run_child(cmd, p.log("rl"), progress, p.metrics_jsonl("rl"), ctx.verbose, env=thread_env(s))
-    val_curve = curve(read_metrics(p.metrics_jsonl("rl")), VAL_NDCG_KEY)
-    val = f"; val NDCG@100 {val_curve[0][1]:.3f} -> {val_curve[-1][1]:.3f}" if val_curve else ""
+    val_curve = curve(read_metrics(p.metrics_jsonl("rl")), val_key)
+    val = f"; val NDCG {val_curve[0][1]:.3f} -> {val_curve[-1][1]:.3f}" if val_curve else ""
     return f"{s.rl_steps} GRPO steps{val}"
 
 
