@@ -44,7 +44,8 @@ if [ "$RETRIEVER" = "remote" ]; then
   RETRIEVAL=(custom_reward_function.reward_kwargs.retriever=remote custom_reward_function.reward_kwargs.index=null
              custom_reward_function.reward_kwargs.url="$RETRIEVAL_URL")
 else
-  RETRIEVAL=(custom_reward_function.reward_kwargs.retriever="$RETRIEVER" custom_reward_function.reward_kwargs.index="$INDEX_DIR")
+  RETRIEVAL=(custom_reward_function.reward_kwargs.retriever="$RETRIEVER"
+             custom_reward_function.reward_kwargs.index="$INDEX_DIR")
 fi
 
 # Rec-R1 ran an older verl whose ppo_mini_batch_size counted RESPONSES (128 of 32 x 12 = 384: 3 updates per step).

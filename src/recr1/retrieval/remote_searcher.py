@@ -13,10 +13,11 @@ second copy would only queue behind the first.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 from recr1.retrieval.base import Hit, Searcher
-from recr1.retrieval.search_protocol import HEALTH_PATH, SEARCH_PATH, decode_hits, request_body
+from recr1.retrieval.search_protocol import HEALTH_PATH, SEARCH_PATH, decode_hits, parse_server_timing, request_body
 
 RETRY_STAT = "remote_retry"
 
@@ -64,6 +65,10 @@ class RemoteSearcher(Searcher):
         self.max_query_terms = info.get("max_query_terms")  # the server's cap on terms per query (None: none)
         server_batch = int(info.get("max_batch") or max_batch or 1)
         self.max_batch = min(max_batch, server_batch) if max_batch else server_batch
+        # Seconds spent, summed over requests: "request" (round trip, the server's share included), "decode"
+        # (reading the answer here), and the server's own phases from its Server-Timing header ("server_search",
+        # "server_encode").
+        self.timings: Counter[str] = Counter()
 
     # ---- health -----------------------------------------------------------------------------------
 
@@ -108,18 +113,25 @@ class RemoteSearcher(Searcher):
 
     def _post_once(self, queries: list[str], k: int) -> list[list[Hit]]:
         """One /search request; raises httpx errors and _ServerFault for the caller to judge."""
+        t0 = time.perf_counter()
         response = self._client.post(SEARCH_PATH, content=request_body(queries, k),
                                      headers={"content-type": "application/json"})  # fmt: skip
+        t1 = time.perf_counter()
         if response.status_code >= 500:
             raise _ServerFault(f"HTTP {response.status_code}: {response.text[:300]}")
         if response.status_code != 200:
             raise RemoteSearchError(f"retrieval server {self.url} refused a batch of {len(queries)} queries (k={k}): "
                                     f"HTTP {response.status_code}: {response.text[:500]}")
         try:
-            return decode_hits(response.json(), len(queries))
+            hits = decode_hits(response.json(), len(queries))
         except (ValueError, TypeError) as e:
             raise RemoteSearchError(f"retrieval server {self.url} answered a batch of {len(queries)} queries (k={k}) "
                                     f"with something that is not their hits: {e}") from e
+        self.timings["request"] += t1 - t0
+        self.timings["decode"] += time.perf_counter() - t1
+        for phase, seconds in parse_server_timing(response.headers.get("server-timing")).items():
+            self.timings[f"server_{phase}"] += seconds
+        return hits
 
     def _post(self, queries: list[str], k: int) -> list[list[Hit]]:
         """One chunk, retried once after a connection failure or a 5xx answer."""
@@ -133,9 +145,9 @@ class RemoteSearcher(Searcher):
                                         f"{self.timeout:g} s (the searcher's timeout): {_reason(e)}") from e
             except (self._httpx.TransportError, _ServerFault) as e:
                 if attempt == 1:
-                    raise RemoteSearchError(f"retrieval server {self.url} failed {what} twice (first: {_reason(first)}; "
-                                            f"then, after waiting up to {self.retry_wait:g} s for it to answer "
-                                            f"{HEALTH_PATH}: {_reason(e)})") from e
+                    raise RemoteSearchError(f"retrieval server {self.url} failed {what} twice (first: "
+                                            f"{_reason(first)}; then, after waiting up to {self.retry_wait:g} s for "
+                                            f"it to answer {HEALTH_PATH}: {_reason(e)})") from e
                 first = e
             self.stats[RETRY_STAT] += 1
             self._wait_until_healthy()

@@ -123,5 +123,25 @@ def decode_hits(answer: dict, n_queries: int) -> list[list[Hit]]:
     return out
 
 
+def server_timing(**seconds: float) -> str:
+    """A ``Server-Timing`` header value (W3C: ``name;dur=milliseconds``) for the given phases in seconds."""
+    return ", ".join(f"{name};dur={1000 * value:.1f}" for name, value in seconds.items())
+
+
+def parse_server_timing(header: str | None) -> dict[str, float]:
+    """Seconds per phase from a ``Server-Timing`` header value; entries without a duration are left out."""
+    phases = {}
+    for entry in (header or "").split(","):
+        name, _, params = entry.strip().partition(";")
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "dur" and name:
+                try:
+                    phases[name] = float(value) / 1000
+                except ValueError:
+                    pass
+    return phases
+
+
 def _describe(value) -> str:
     return f"{len(value)} lists" if isinstance(value, list) else f"{type(value).__name__}"

@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,6 +35,7 @@ from recr1.retrieval.search_protocol import (
     BadSearchRequest,
     encode_hits,
     parse_search_request,
+    server_timing,
 )
 
 log = logging.getLogger(__name__)
@@ -58,11 +60,16 @@ class SearchService:
         self.searcher = self._thread.submit(load).result()
         self.num_docs = self._thread.submit(lambda: self.searcher.num_docs).result()
 
-    def _search_encoded(self, queries: list[str], k: int, binary_scores: bool) -> bytes:
-        return encode_hits(self.searcher.batch_search(queries, k), binary_scores)
+    def _search_encoded(self, queries: list[str], k: int, binary_scores: bool) -> tuple[bytes, str]:
+        t0 = time.perf_counter()
+        hits = self.searcher.batch_search(queries, k)
+        t1 = time.perf_counter()
+        body = encode_hits(hits, binary_scores)
+        return body, server_timing(search=t1 - t0, encode=time.perf_counter() - t1)
 
-    async def search(self, queries: list[str], k: int, binary_scores: bool) -> bytes:
-        """The JSON answer for ``queries`` (see :func:`~recr1.retrieval.search_protocol.encode_hits`)."""
+    async def search(self, queries: list[str], k: int, binary_scores: bool) -> tuple[bytes, str]:
+        """The JSON answer for ``queries`` (see :func:`~recr1.retrieval.search_protocol.encode_hits`) and a
+        ``Server-Timing`` header value with the seconds spent searching and encoding."""
         future = self._thread.submit(self._search_encoded, queries, k, binary_scores)
         return await asyncio.wrap_future(future)
 
@@ -94,11 +101,11 @@ def create_app(service: SearchService, retriever: str, index: str, max_batch: in
         except BadSearchRequest as e:
             return JSONResponse({"detail": str(e)}, status_code=e.status)
         try:
-            body = await service.search(parsed.queries, parsed.k, parsed.binary_scores)
+            body, timing = await service.search(parsed.queries, parsed.k, parsed.binary_scores)
         except Exception as e:  # the searcher itself never raises on a query: this is a server fault
             log.exception("search of %d queries (k=%d) failed", len(parsed.queries), parsed.k)
             return JSONResponse({"detail": f"search failed: {type(e).__name__}: {e}"}, status_code=500)
-        return Response(body, media_type="application/json")
+        return Response(body, media_type="application/json", headers={"Server-Timing": timing})
 
     return app
 

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from recr1.retrieval.base import Searcher
-from recr1.retrieval.search_protocol import decode_hits, encode_hits, request_body
+from recr1.retrieval.search_protocol import decode_hits, encode_hits, parse_server_timing, request_body, server_timing
 from recr1.retrieval.serve import SearchService, create_app, main
 
 KNOWN = ["red leather shoes", "steel knife", "brass compass", "socks", "usb c cable", "red leather shoes"]
@@ -63,8 +63,16 @@ def test_search_answers_exactly_what_the_searcher_returns(served, bm25_searcher,
                                  headers={"content-type": "application/json"})
             assert answer.status_code == 200, answer.text
             assert decode_hits(answer.json(), len(chunk)) == bm25_searcher.batch_search(chunk, k)
-    plain = client.post("/search", json={"queries": ["red leather shoes"], "k": 2}).json()
-    assert [doc_id for doc_id, _ in plain["hits"][0]] == ["shoe-red", "shoe-blue"]
+    plain = client.post("/search", json={"queries": ["red leather shoes"], "k": 2})
+    assert [doc_id for doc_id, _ in plain.json()["hits"][0]] == ["shoe-red", "shoe-blue"]
+    assert set(parse_server_timing(plain.headers["server-timing"])) == {"search", "encode"}
+
+
+def test_server_timing_header_round_trip():
+    assert parse_server_timing(server_timing(search=0.25, encode=0.0015)) == {"search": 0.25, "encode": 0.0015}
+    assert parse_server_timing('db;dur=53, cache;desc="Cache Read";dur=23.2, miss, x;dur=bad') == \
+        {"db": 0.053, "cache": 0.0232}
+    assert parse_server_timing(None) == {}
 
 
 def test_binary_scores_are_the_exact_float64_values():
