@@ -2,64 +2,16 @@
 an HF folder, in a process with no GPU and no process group, whose logits equal the trained model's."""
 import glob
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "workers"))
-from workers_testlib import actor_config, ppo_batch, sharded_actor, with_old_log_probs  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from merger_testlib import probe_ids, save_two_rank_checkpoint  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-WORLD = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _probe_ids(vocab: int) -> torch.Tensor:
-    return torch.randint(3, vocab, (3, 9), generator=torch.Generator().manual_seed(7))
-
-
-def _rank_main(rank: int, port: int, model_dir: str, vocab: int, out_dir: str) -> None:
-    """One actor update on this rank's half of a batch, a checkpoint with verl's default contents (no hf_model),
-    and the trained model's logits on a probe batch (rank 0 writes them)."""
-    from omegaconf import OmegaConf
-    from transformers import AutoTokenizer
-
-    from verl.utils.checkpoint.fsdp_checkpoint_manager import FSDPCheckpointManager
-    from verl.utils.fsdp_utils import build_device_mesh
-    from verl.workers.sharding import build_fsdp_causal_lm
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(WORLD))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=WORLD)
-    try:
-        actor = sharded_actor(model_dir, actor_config(ppo_mini_batch_size=4, ppo_micro_batch_size_per_gpu=2))
-        data = with_old_log_probs(actor, ppo_batch(vocab_size=vocab, seed=3), noise=0.3)
-        actor.update_policy(data.chunk(WORLD)[rank])
-        manager = FSDPCheckpointManager(actor.actor_module, actor.actor_optimizer, None,
-                                        AutoTokenizer.from_pretrained(model_dir),
-                                        {"save_contents": ["model", "optimizer", "extra"]})
-        manager.save_checkpoint(os.path.join(out_dir, "actor"))
-        with torch.no_grad():
-            logits = actor.actor_module(input_ids=_probe_ids(vocab)).logits
-        if rank == 0:
-            torch.save(logits, os.path.join(out_dir, "trained_logits.pt"))
-        # HSDP (fsdp_size=1 on 2 ranks): a 2-D (replicate, dp_shard) mesh, placements (Replicate(), Shard(0))
-        hsdp = build_fsdp_causal_lm(OmegaConf.create({"path": model_dir}), None, build_device_mesh("cpu", fsdp_size=1),
-                                    "cpu")
-        FSDPCheckpointManager(hsdp, processing_class=AutoTokenizer.from_pretrained(model_dir),
-                              checkpoint_contents={}).save_checkpoint(os.path.join(out_dir, "hsdp"))
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +23,7 @@ def tiny_vocab(tiny_model_dir) -> int:
 
 @pytest.fixture(scope="module")
 def two_rank_checkpoint(tiny_model_dir, tiny_vocab, tmp_path_factory):
-    out_dir = str(tmp_path_factory.mktemp("merger"))
-    mp.spawn(_rank_main, args=(_free_port(), tiny_model_dir, tiny_vocab, out_dir), nprocs=WORLD, join=True)
-    return out_dir
+    return save_two_rank_checkpoint(tiny_model_dir, tiny_vocab, str(tmp_path_factory.mktemp("merger")), hsdp=True)
 
 
 def merge(*args) -> subprocess.CompletedProcess:
@@ -103,7 +53,7 @@ def test_two_rank_checkpoint_merges_into_an_hf_folder_with_the_trained_logits(tw
     model = AutoModelForCausalLM.from_pretrained(target)
     assert model.dtype == torch.float32  # the training dtype on CPU, as config.json names it
     with torch.no_grad():
-        logits = model(input_ids=_probe_ids(tiny_vocab)).logits
+        logits = model(input_ids=probe_ids(tiny_vocab)).logits
     trained = torch.load(os.path.join(two_rank_checkpoint, "trained_logits.pt"))
     torch.testing.assert_close(logits, trained, rtol=0, atol=0)
 
