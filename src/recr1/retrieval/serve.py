@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--index", required=True, help="the index folder (build_lucene / build_dense)")
     parser.add_argument("--retriever", required=True, choices=("bm25", "dense"))
-    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines")
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other machines (no authentication: "
+                        "only inside a trusted network)")
     parser.add_argument("--port", type=int, default=8000, help="0: any free port (see the ready line)")
     parser.add_argument("--cache-size", type=int, default=DEFAULT_CACHE_SIZE,
                         help="(query, k) -> hits kept across requests, shared by every client; 0: off")
@@ -194,8 +195,9 @@ def main(argv: list[str] | None = None) -> None:
     sock.listen(2048)  # from here on connections wait for uvicorn instead of being refused
     host, port = sock.getsockname()[:2]
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    everywhere = f"; other machines: http://{socket.gethostname()}:{port}" if host in ("0.0.0.0", "::") else ""
     print(f"{READY_PREFIX}{url} ({args.retriever} index {index}, {service.num_docs} docs; "
-          f"POST {SEARCH_PATH}, GET {HEALTH_PATH})", flush=True)
+          f"POST {SEARCH_PATH}, GET {HEALTH_PATH}{everywhere})", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=30))
     try:
         server.run(sockets=[sock])
