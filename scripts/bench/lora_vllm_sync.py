@@ -168,7 +168,7 @@ def main(argv=None) -> None:
     for size in args.sizes:
         m, a = results[(size, "merged")], results[(size, "adapter")]
         print(f"| {size} {SIZES[size]} | {m['params_m']:.2f} | {m['sync_s']:.3f} | {a['sync_s']:.3f} | "
-              f"{a['sync_s'] / m['sync_s']:.2f}x | {m['sync_mb']:.2f} | {a['sync_mb']:.2f} | {m['gen_s']:.3f} | "
+              f"{a['sync_s'] / m['sync_s']:.3f}x | {m['sync_mb']:.2f} | {a['sync_mb']:.2f} | {m['gen_s']:.3f} | "
               f"{a['gen_s']:.3f} | {a['gen_s'] / m['gen_s']:.2f}x | {m['tokens'] == a['tokens']} |")
 
 
