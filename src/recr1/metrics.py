@@ -88,6 +88,26 @@ def mrr(ranked_ids: Sequence[Hashable], targets: Iterable[Hashable]) -> float:
     return 1.0 / min(ranks.values()) if ranks else 0.0
 
 
+def ndcg_from_ranks(ranks: Mapping[Hashable, int], n_targets: int, k: int) -> float:
+    """Binary-relevance NDCG@k from ``first_ranks`` (found over at least the top k) and the number of unique targets;
+    summed in the same order as :func:`ndcg_at_k`, so the value is bit-identical to it."""
+    if k <= 0 or n_targets <= 0:
+        return 0.0
+    dcg = sum(1.0 / math.log2(rank + 1) for rank in ranks.values() if rank <= k)
+    idcg = sum(1.0 / math.log2(i + 2) for i in range(min(k, n_targets)))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def metrics_from_ranks(ranks: Mapping[Hashable, int], n_targets: int, k: int) -> dict[str, float]:
+    """:func:`retrieval_metrics` from ``first_ranks`` found over at least the top ``k`` ids (one pass over a ranking
+    serves every cut-off; the reward shares it with its own NDCG@k)."""
+    if k <= 0 or n_targets <= 0:
+        return {"ndcg@10": 0.0, f"ndcg@{k}": 0.0, f"recall@{k}": 0.0, "mrr": 0.0}
+    in_k = {doc: rank for doc, rank in ranks.items() if rank <= k}
+    return {"ndcg@10": ndcg_from_ranks(in_k, n_targets, 10), f"ndcg@{k}": ndcg_from_ranks(in_k, n_targets, k),
+            f"recall@{k}": len(in_k) / n_targets, "mrr": 1.0 / min(in_k.values()) if in_k else 0.0}
+
+
 def retrieval_metrics(ranked_ids: Sequence[Hashable], targets: Iterable[Hashable], k: int) -> dict[str, float]:
     """The per-request metrics that ``recr1.eval`` reports and validation logs, named as both name them.
 
@@ -97,10 +117,11 @@ def retrieval_metrics(ranked_ids: Sequence[Hashable], targets: Iterable[Hashable
         k: the evaluation cut-off (``recr1.eval``'s 100; the reward's ``k_eval``).
 
     Returns:
-        ``{"ndcg@10", "ndcg@<k>", "recall@<k>", "mrr"}``, where MRR is the reciprocal rank of the best target within
-        the first ``k`` ids (0 beyond them, as for an evaluation that retrieves k).
+        ``{"ndcg@10", "ndcg@<k>", "recall@<k>", "mrr"}`` of ``ranked_ids[:k]``, where MRR is the reciprocal rank of
+        the best target within the first ``k`` ids (0 beyond them, as for an evaluation that retrieves k); equal to
+        :func:`ndcg_at_k`, :func:`recall_at_k` and :func:`mrr` on ``ranked_ids[:k]``.
     """
-    targets = _unique(targets)
-    top = list(ranked_ids[:k])
-    return {"ndcg@10": ndcg_at_k(top, targets, 10), f"ndcg@{k}": ndcg_at_k(top, targets, k),
-            f"recall@{k}": recall_at_k(top, targets, k), "mrr": mrr(top, targets)}
+    unique_targets = _unique(targets)
+    if len(ranked_ids) == 0:
+        return metrics_from_ranks({}, 0, k)
+    return metrics_from_ranks(first_ranks(ranked_ids, unique_targets, k), len(unique_targets), k)

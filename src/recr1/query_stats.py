@@ -23,6 +23,7 @@ QUERY_OPERATORS = {
     "field": re.compile(r"(?:^|[\s(+\-])[A-Za-z_][\w.]*:(?=\S)"),
 }
 _ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
+_OPERATOR_HINTS = ("AND", "OR", "NOT", "&&", "||", "!", "+", "-", '"', ":")  # no pattern matches without one
 
 
 def answer_cut_off(response: object) -> bool | None:
@@ -64,5 +65,6 @@ def query_statistics(query: str | None, response: object = None, max_query_terms
                  query_truncated=cut_by_terms or bool(cut_by_length))
     if terms:
         stats["query_distinct_ratio"] = len({t.lower() for t in terms}) / len(terms)
-    stats.update({f"query_op_{name}": bool(pattern.search(text)) for name, pattern in QUERY_OPERATORS.items()})
+    maybe = any(hint in text for hint in _OPERATOR_HINTS)
+    stats.update({f"query_op_{name}": maybe and bool(pattern.search(text)) for name, pattern in QUERY_OPERATORS.items()})
     return stats

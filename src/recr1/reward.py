@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from recr1.metrics import first_ranks, ndcg_at_k, retrieval_metrics
+from recr1.metrics import first_ranks, metrics_from_ranks, ndcg_from_ranks
 from recr1.query_stats import query_statistics
 from recr1.retrieval.query_cache import CachedSearcher
 from recr1.retrieval.query_text import clean_query
@@ -253,21 +253,23 @@ def compute_score_batch(
         result = {"score": float(format_penalty), "ndcg": 0.0, "rank": None, "format_ok": p.format_ok,
                   "reason": p.reason, "query": p.query, "k": k}  # fmt: skip
         retrieved = ranked.get(query, []) if query else []
-        result.update(retrieval_metrics(retrieved, sample_targets, k_eval))
+        unique_targets = list(dict.fromkeys(sample_targets))
+        # One pass over the ranking serves the reward's NDCG@k and the retrieval metrics at k_eval.
+        ranks = first_ranks(retrieved, unique_targets, max(k, k_eval))
+        result.update(metrics_from_ranks(ranks, len(unique_targets), k_eval))
         result["top3_ids"] = retrieved[:3]
         result.update(query_statistics(p.query, response, max_terms))
         if p.format_ok:
             if not query:
                 result.update(score=float(miss_score), reason="empty_query")
             else:
-                ids = ranked[query][:k]
-                ndcg = ndcg_at_k(ids, sample_targets, k)
-                ranks = first_ranks(ids, sample_targets, k)
+                in_k = {doc: rank for doc, rank in ranks.items() if rank <= k}
+                ndcg = ndcg_from_ranks(in_k, len(unique_targets), k)  # = ndcg_at_k(retrieved[:k], targets, k)
                 hit = ndcg > 0
                 result.update(
                     score=float(format_bonus + ndcg) if hit else float(miss_score),
                     ndcg=ndcg,
-                    rank=min(ranks.values()) if ranks else None,
+                    rank=min(in_k.values()) if in_k else None,
                     reason="hit" if hit else "miss",
                 )
         if from_cache is not None:

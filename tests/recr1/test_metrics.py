@@ -75,3 +75,26 @@ def test_bounds_and_monotonicity(ranking, targets, k):
     assert (value > 0) == (hit_rate_at_k(ranking, targets, k) == 1.0)
     if targets and ranking[:1] == [targets[0]] and len(set(targets)) == 1:
         assert value == 1.0
+
+
+def test_retrieval_metrics_equal_the_single_metrics_on_the_top_k():
+    """Bit-identical, also from the ranks of a deeper pass (what the reward computes once for NDCG@k_train)."""
+    import random
+
+    from recr1.metrics import metrics_from_ranks, ndcg_from_ranks, retrieval_metrics
+
+    rng = random.Random(0)
+    for _ in range(300):
+        ranked = [rng.randrange(60) for _ in range(rng.randrange(0, 40))]  # repeats and misses included
+        targets = [rng.randrange(60) for _ in range(rng.randrange(0, 4))]
+        k = rng.choice([0, 1, 5, 10, 20, 100])
+        top = ranked[:k]
+        expected = {"ndcg@10": ndcg_at_k(top, targets, 10), f"ndcg@{k}": ndcg_at_k(top, targets, k),
+                    f"recall@{k}": recall_at_k(top, targets, k), "mrr": mrr(top, targets) if k > 0 else 0.0}
+        assert retrieval_metrics(ranked, targets, k) == expected
+        unique = list(dict.fromkeys(targets))
+        deep = first_ranks(ranked, unique, k + rng.randrange(0, 30))
+        if ranked:
+            assert metrics_from_ranks(deep, len(unique), k) == expected
+        in_k = {doc: rank for doc, rank in deep.items() if rank <= k}
+        assert ndcg_from_ranks(in_k, len(unique), k) == ndcg_at_k(top, targets, k)
