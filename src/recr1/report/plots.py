@@ -15,7 +15,6 @@ from recr1.report.series import curve, keys_matching, smooth
 from verl.utils.tracking import TIMING_FIELDS
 
 SMOOTH_FROM = 30  # series with at least this many points get a smoothed line over the raw one
-MAX_PANELS = 12
 _VAL = re.compile(r"^val-(core|aux)/(?P<source>[^/]+)/(?P<metric>.+)$")
 
 
@@ -65,6 +64,12 @@ def reward_panels(rows: list) -> list:
             + _panel("training reward (critic/rewards/mean, after KL in reward)",
                      [_line(rows, "critic/rewards/mean", "reward", band=True)] if _differs(
                          rows, "critic/rewards/mean", "critic/score/mean") else []))
+
+
+def loss_panels(rows: list) -> list:
+    """The SFT trainer's cross-entropy (train/loss per step, val/loss per validation) and learning rate."""
+    return (_panel("cross-entropy", [_line(rows, "train/loss", "train"), _line(rows, "val/loss", "val")])
+            + _panel("learning rate", [_line(rows, "train/lr", "train/lr")]))
 
 
 def _differs(rows: list, a: str, b: str) -> bool:
@@ -143,8 +148,17 @@ def timing_panels(rows: list) -> list:
 def reward_extra_panels(rows: list) -> list:
     """The task's per-sample extras averaged per step (reward/<key>/mean, e.g. ndcg, format_ok, query statistics)
     and its categorical fractions (reward/<key>/<value>, e.g. the reasons of each score)."""
-    panels = [Panel(key, [_line(rows, key, key.split("/")[1])])
-              for key in keys_matching(rows, r"reward/[^/]+/mean") if key != "reward/k/mean"]
+    families: dict[str, list] = {}  # reward/query_op_and/mean, reward/query_op_or/mean, ... share one panel
+    for key in keys_matching(rows, r"reward/[^/]+/mean"):
+        if key != "reward/k/mean":
+            families.setdefault(key.split("/")[1].rpartition("_")[0] or key, []).append(key)
+    panels = []
+    for stem, keys in families.items():
+        if len(keys) > 2:
+            lines = [_line(rows, k, k.split("/")[1][len(stem) + 1:]) for k in keys]
+            panels.append(Panel(f"reward/{stem}_*/mean", lines))
+        else:
+            panels += [Panel(k, [_line(rows, k, k.split("/")[1])]) for k in keys]
     fractions: dict[str, list] = {}
     for key in keys_matching(rows, r"reward/[^/]+/[^/]+"):
         name, value = key.split("/")[1:]
@@ -160,6 +174,7 @@ def reward_extra_panels(rows: list) -> list:
 
 FIGURES = (
     Figure("reward.png", "training reward", reward_panels, "critic/score/mean"),
+    Figure("loss.png", "SFT loss", loss_panels, "train/loss or val/loss (the SFT trainer's)"),
     Figure("val_ndcg.png", "validation NDCG per data source", val_ndcg_panels, "val-core|val-aux/<ds>/ndcg*"),
     Figure("validation.png", "other validation metrics per data source", validation_panels, "val-core|val-aux/<ds>/*"),
     Figure("response_length.png", "response length", response_length_panels, "response_length/mean"),
@@ -171,13 +186,12 @@ FIGURES = (
 
 
 def draw(path: str, title: str, panels: list) -> None:
-    """Write ``panels`` into one PNG at ``path``: a grid of up to MAX_PANELS axes, steps on x."""
+    """Write ``panels`` into one PNG at ``path``: a grid of axes (up to 3 a row), steps on x."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = panels[:MAX_PANELS]
     cols = 1 if len(panels) == 1 else 2 if len(panels) <= 4 else 3
     grid_rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(grid_rows, cols, figsize=(5.5 * cols, 3.6 * grid_rows), squeeze=False)

@@ -7,12 +7,13 @@ import statistics
 from recr1.report.series import curve, keys_matching
 
 # Shown in this order when logged; val-core metrics of every data source come after the score.
-HEADLINE = ("critic/score/mean", "critic/rewards/mean", "reward/ndcg/mean", "reward/format_ok/mean",
+HEADLINE = ("train/loss", "val/loss", "critic/score/mean", "critic/rewards/mean", "reward/ndcg/mean", "reward/format_ok/mean",
             "response_length/mean", "actor/entropy", "actor/ppo_kl", "actor/kl_loss", "actor/reward_kl_penalty",
             "actor/grad_norm", "timing_s/step", "perf/throughput")
-# "best" is the maximum for these; other metrics have no better direction worth a column.
+# "best" is the maximum for these, the minimum for the losses; the other metrics have no better direction.
 _HIGHER_IS_BETTER = re.compile(r"^(critic/(score|rewards)/mean|reward/(ndcg|format_ok)/mean|val-core/.*"
                                r"|val-aux/[^/]+/(ndcg|format_ok)/mean)$")
+_LOWER_IS_BETTER = re.compile(r"^(train|val)/loss$")
 
 
 def _fmt(value: float) -> str:
@@ -20,13 +21,18 @@ def _fmt(value: float) -> str:
 
 
 def metric_rows(rows: list) -> list:
-    """``[(key, first, last, best or None, best step or None)]`` for the headline and validation metrics logged."""
+    """``[(key, [first step, value], [last step, value], [best step, value] or None)]`` for the headline and
+    validation metrics logged (val-core and val-aux NDCG right after the first headline metric)."""
     keys = [k for k in HEADLINE if curve(rows, k)]
     keys[1:1] = keys_matching(rows, r"val-core/.+") + keys_matching(rows, r"val-aux/[^/]+/ndcg/mean")
     out = []
     for key in keys:
         points = curve(rows, key)
-        best = max(points, key=lambda p: p[1]) if _HIGHER_IS_BETTER.match(key) else None
+        best = None
+        if _HIGHER_IS_BETTER.match(key):
+            best = max(points, key=lambda p: p[1])
+        elif _LOWER_IS_BETTER.match(key):
+            best = min(points, key=lambda p: p[1])
         out.append((key, points[0], points[-1], best))
     return out
 

@@ -136,3 +136,37 @@ def test_resumed_run_later_lines_win_and_validation_rows_merge(tmp_path):
     summary = open(result["summary"]).read()
     assert "training time: 4.0 s" in summary and "| critic/score/mean | 0.1 (1) | 0.3 (3) | 0.3 (3) |" in summary
     assert "| val-core/b/ndcg@10 | 0.3 (2) | 0.3 (2) | 0.3 (2) |" in summary
+
+
+def test_reward_extras_by_pattern_with_families_and_reason_fractions(tmp_path):
+    """Extras the task adds later (query statistics) appear without code changes; a family of three or more
+    (query_op_*) shares a panel; a reason absent from a step counts 0 there."""
+    from recr1.report.plots import reward_extra_panels
+
+    rows = [{"step": 1, "reward/query_terms/mean": 5.0, "reward/query_op_and/mean": 0.1,
+             "reward/query_op_or/mean": 0.0, "reward/query_op_not/mean": 0.2, "reward/k/mean": 1000.0,
+             "reward/reason/hit": 0.75, "reward/reason/miss": 0.25},
+            {"step": 2, "reward/query_terms/mean": 6.0, "reward/query_op_and/mean": 0.3,
+             "reward/query_op_or/mean": 0.1, "reward/query_op_not/mean": 0.0, "reward/k/mean": 1000.0,
+             "reward/reason/hit": 1.0}]
+    panels = {p.title: {line.label: line.points for line in p.lines} for p in reward_extra_panels(rows)}
+    assert panels == {
+        "reward/query_op_*/mean": {"and": [[1, 0.1], [2, 0.3]], "not": [[1, 0.2], [2, 0.0]],
+                                   "or": [[1, 0.0], [2, 0.1]]},
+        "reward/query_terms/mean": {"query_terms": [[1, 5.0], [2, 6.0]]},
+        "reward/reason/* (fraction of samples)": {"hit": [[1, 0.75], [2, 1.0]], "miss": [[1, 0.25], [2, 0.0]]},
+    }
+    write_lines(tmp_path / "metrics.jsonl", rows)
+    assert "reward_extras.png" in build_report(str(tmp_path))["figures"]
+
+
+def test_sft_run_gets_its_loss_plot_and_the_lowest_loss_as_best(tmp_path):
+    write_lines(tmp_path / "metrics.jsonl", [
+        {"step": 1, "train/loss": 8.0, "train/lr": 0.0, "timing_s/step": 0.5},
+        {"step": 2, "train/loss": 6.0, "train/lr": 1e-4, "timing_s/step": 0.5, "val/loss": 6.5},
+        {"step": 3, "train/loss": 7.0, "train/lr": 1e-4, "timing_s/step": 0.5, "val/loss": 6.8}])
+    result = build_report(str(tmp_path))
+    assert result["figures"] == ["loss.png", "timing.png"]
+    summary = open(result["summary"]).read()
+    assert "| train/loss | 8 (1) | 7 (3) | 6 (2) |" in summary
+    assert "| val/loss | 6.5 (2) | 6.8 (3) | 6.5 (2) |" in summary
