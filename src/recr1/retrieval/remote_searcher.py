@@ -50,9 +50,10 @@ class RemoteSearcher(Searcher):
 
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ValueError(f"url={url!r}; expected the retrieval server's address, e.g. http://localhost:8000")
-        for name, value in (("timeout", timeout), ("retry_wait", retry_wait), ("connect_timeout", connect_timeout)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"{name}={value!r}; expected seconds >= 0")
+        for name, value, least in (("timeout", timeout, 1e-3), ("retry_wait", retry_wait, 0.0),
+                                   ("connect_timeout", connect_timeout, 1e-3)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < least:
+                raise ValueError(f"{name}={value!r}; expected seconds{' > 0' if least else ' >= 0'}")
         if max_batch is not None and (isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1):
             raise ValueError(f"max_batch={max_batch!r}; expected a positive number of queries per request or None")
         self.url = url.rstrip("/")

@@ -87,6 +87,9 @@ def test_preflight_passes_and_names_the_url_of_a_server_that_cannot_answer(serve
             preflight(retriever="remote", url=url, timeout=0.5)
     with pytest.raises(ValueError, match="timeo"):
         preflight(retriever="remote", url=server.url, timeo=3)
+    for bad in ({"timeout": 0}, {"retry_wait": -1}, {"max_batch": 0}, {"url": "localhost:8000"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            RemoteSearcher(**{"url": server.url, **bad})
     monkeypatch.delenv("RECR1_URL", raising=False)
     with pytest.raises(ValueError, match="RECR1_URL"):
         preflight(retriever="remote")
