@@ -89,7 +89,7 @@ class RayPPOTrainer:
         self._train_batches = None  # one iterator over the epochs, shared by the steps and their extra rounds
         self.tracker: Optional[Tracking] = None  # set by fit(); validation tables go to its wandb / tensorboard
         self._val_table = ValidationGenerationsLogger()
-        self._describe_hook = load_describe_hook(config)
+        self._describe_hook: Optional[Callable] = None  # the reward's describe_generations, loaded at first use
         self._create_dataloaders(train_dataset, val_dataset)
 
     # -- data ------------------------------------------------------------------------------------
@@ -368,6 +368,8 @@ class RayPPOTrainer:
         inputs, outputs = decode_samples(batch, self.tokenizer)
         rows = generation_rows(inputs, outputs, scores, self.global_steps, extra, sources)
         picked = pick_logged_rows(inputs, count)
+        if picked and self._describe_hook is None:
+            self._describe_hook = load_describe_hook(self.config) or (lambda rows: [{} for _ in rows])
         shown, display = describe_rows(self._describe_hook, [rows[i] for i in picked])
         for i, row in zip(picked, shown):
             rows[i] = row
