@@ -8,8 +8,8 @@ from recr1.report.series import curve, keys_matching
 
 # Shown in this order when logged; the validation metrics of every data source come after the first of them.
 HEADLINE = ("train/loss", "val/loss", "critic/score/mean", "critic/rewards/mean", "reward/ndcg/mean",
-            "reward/format_ok/mean", "response_length/mean", "actor/entropy", "actor/ppo_kl", "actor/kl_loss", "actor/reward_kl_penalty",
-            "actor/grad_norm", "timing_s/step", "perf/throughput")
+            "reward/format_ok/mean", "response_length/mean", "actor/entropy", "actor/ppo_kl", "actor/kl_loss",
+            "actor/reward_kl_penalty", "actor/grad_norm", "timing_s/step", "perf/throughput")
 # "best" is the maximum for these, the minimum for the losses; the other metrics have no better direction.
 _HIGHER_IS_BETTER = re.compile(r"^(critic/(score|rewards)/mean|reward/(ndcg|format_ok)/mean|val-core/.*"
                                r"|val-aux/[^/]+/(ndcg|format_ok)/mean)$")
