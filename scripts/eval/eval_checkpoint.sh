@@ -9,6 +9,8 @@
 # MODEL may be an HF folder or hub id, or a trainer checkpoint folder (global_step_N: its actor/huggingface is used).
 # A checkpoint saved without hf_model in checkpoint.save_contents (the default) has only the config and tokenizer
 # there: its shards are merged once into OUT_DIR/hf_model (python -m verl.model_merger) and that folder is evaluated.
+# To export any saved step yourself (any number of ranks, CPU only):
+#   python -m verl.model_merger merge --backend fsdp --local_dir checkpoints/.../global_step_N --target_dir OUT
 # Environment: DATA (DATA_DIR/test.parquet), DATA_DIR (data/amazon_c4/sparse), BM25_INDEX (data/amazon_c4/index/lucene),
 #   DENSE_INDEX (data/amazon_c4/index/dense), RETRIEVERS (default: every kind whose index exists), OUT_DIR
 #   (outputs/eval/<model name>), ENGINE (hf | vllm), MAX_NEW_TOKENS (512), BATCH_SIZE (16), LIMIT (all rows), PYTHON.
