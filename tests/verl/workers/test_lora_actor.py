@@ -163,3 +163,46 @@ def test_hf_export_is_the_merged_model_and_the_adapter_folder_loads_in_peft(lora
                                       os.path.join(out, "lora_adapter"))
     with torch.no_grad():
         torch.testing.assert_close(again(input_ids=ids).logits, actor_logits, atol=1e-6, rtol=0)
+
+
+def _bf16_lora_actor(model_dir, force_fsdp2: bool):
+    """The GPU setting rehearsed on CPU: bf16 compute (fsdp_config.mixed_precision), so a bf16 frozen base."""
+    from verl.utils.fsdp_utils import build_device_mesh
+    from verl.workers.actor import DataParallelPPOActor
+    from verl.workers.sharding import build_fsdp_causal_lm, build_optimizer
+    from workers_testlib import actor_config
+
+    fsdp = OmegaConf.create({"mixed_precision": {"param_dtype": "bf16", "reduce_dtype": "fp32"}})
+    module = build_fsdp_causal_lm(OmegaConf.create({"path": model_dir, **LORA}), fsdp, build_device_mesh("cpu"), "cpu",
+                                  force_fsdp2=force_fsdp2)
+    cfg = actor_config()
+    return DataParallelPPOActor(cfg, module, build_optimizer(module.parameters(), cfg.optim))
+
+
+def test_bf16_base_with_fp32_adapters_trains_plain_and_under_fsdp2_and_checkpoints_cross_load(
+        cpu_group, tiny_model_dir, tiny_vocab, tmp_path):
+    """One rank keeps the plain module (nothing to shard); FSDP2 holds bf16 base and fp32 adapters in one unit and
+    computes in bf16. Both train only the adapters, alike; an adapter checkpoint of either loads into the other."""
+    from verl.utils.checkpoint.fsdp_checkpoint_manager import FSDPCheckpointManager
+    from verl.utils.fsdp_utils import is_sharded
+    from workers_testlib import ppo_batch, with_old_log_probs
+
+    actors = [_bf16_lora_actor(tiny_model_dir, force) for force in (False, True)]
+    assert not is_sharded(actors[0].actor_module) and is_sharded(actors[1].actor_module)
+    norms = []
+    for actor in actors:
+        dtypes = {(is_lora_name(n), p.dtype) for n, p in actor.actor_module.named_parameters()}
+        assert dtypes == {(True, torch.float32), (False, torch.bfloat16)}
+        before = full_params(actor.actor_module)
+        data = with_old_log_probs(actor, ppo_batch(vocab_size=tiny_vocab, seed=3), noise=0.3)
+        norms.append(actor.update_policy(data)["actor/grad_norm"][0])
+        after = full_params(actor.actor_module)
+        changed = [n for n in before if not torch.equal(before[n], after[n])]
+        assert changed and all(is_lora_name(n) for n in changed)
+    assert norms[0] == pytest.approx(norms[1], rel=0.05)  # bf16 compute either way, different cast points
+
+    plain, sharded = actors
+    FSDPCheckpointManager(plain.actor_module, plain.actor_optimizer).save_checkpoint(str(tmp_path / "plain"))
+    FSDPCheckpointManager(sharded.actor_module, sharded.actor_optimizer).load_checkpoint(str(tmp_path / "plain"))
+    expected = full_params(plain.actor_module)
+    assert all(torch.equal(expected[n], t) for n, t in full_params(sharded.actor_module).items())
