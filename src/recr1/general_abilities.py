@@ -173,13 +173,21 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _limit(text: str):
+    """--limit: a document count (int) or, below 1, a fraction of each task (float), as lm-eval reads it."""
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"--limit must be > 0, got {text}")
+    return int(value) if value >= 1 and value.is_integer() else value
+
+
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m recr1.general_abilities", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="the checkpoint: HF folder, hub id or trainer global_step_N folder")
     parser.add_argument("base", nargs="?", default=None, help="the base model to compare with (same kinds)")
     parser.add_argument("--tasks", default=",".join(DEFAULT_TASKS),
                         help="comma-separated lm-eval task or group names (default: %(default)s)")
-    parser.add_argument("--limit", type=float, default=None,
+    parser.add_argument("--limit", type=_limit, default=None,
                         help="documents per task (a fraction if < 1); for quick looks only, numbers are noisier")
     parser.add_argument("--batch-size", default="auto", help="lm-eval batch size, or 'auto' (default)")
     parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu ... (default: cuda when there is one)")
