@@ -12,7 +12,8 @@
 # To export any saved step yourself (any number of ranks, CPU only):
 #   python -m verl.model_merger merge --backend fsdp --local_dir checkpoints/.../global_step_N --target_dir OUT
 # Environment: DATA (DATA_DIR/test.parquet), DATA_DIR (data/amazon_c4/sparse), BM25_INDEX (data/amazon_c4/index/lucene),
-#   DENSE_INDEX (data/amazon_c4/index/dense), RETRIEVERS (default: every kind whose index exists), OUT_DIR
+#   DENSE_INDEX (data/amazon_c4/index/dense), RETRIEVERS (default: every kind whose index exists; remote when
+#   RETRIEVAL_URL names a python -m recr1.retrieval.serve server), OUT_DIR
 #   (outputs/eval/<model name>), ENGINE (hf | vllm), MAX_NEW_TOKENS (512), BATCH_SIZE (16), LIMIT (all rows), PYTHON.
 # Writes OUT_DIR/<retriever>/{requests.jsonl,metrics.md,metrics.json}.
 set -euo pipefail
@@ -45,6 +46,7 @@ if [ -n "$MODEL" ] && [ "$(basename "$MODEL")" = huggingface ] && [ -f "$MODEL/c
   MODEL=$merged
 fi
 
+if [ -z "${RETRIEVERS:-}" ] && [ -n "${RETRIEVAL_URL:-}" ]; then RETRIEVERS=remote; fi
 if [ -z "${RETRIEVERS:-}" ]; then
   RETRIEVERS=""
   [ -d "$BM25_INDEX" ] && RETRIEVERS="bm25"
@@ -59,7 +61,12 @@ status=0
 for retriever in $RETRIEVERS; do
   index=$BM25_INDEX
   [ "$retriever" = "dense" ] && index=$DENSE_INDEX
-  args=(--data "$DATA" --index "$index" --retriever "$retriever" --out "$OUT_DIR/$retriever"
+  where=(--index "$index")
+  if [ "$retriever" = "remote" ]; then
+    index=${RETRIEVAL_URL:?RETRIEVERS=remote needs RETRIEVAL_URL}
+    where=(--url "$index")
+  fi
+  args=(--data "$DATA" "${where[@]}" --retriever "$retriever" --out "$OUT_DIR/$retriever"
         --max-new-tokens "${MAX_NEW_TOKENS:-512}" --batch-size "${BATCH_SIZE:-16}")
   [ -n "$MODEL" ] && args+=(--model "$MODEL" --engine "${ENGINE:-hf}")
   [ -n "${LIMIT:-}" ] && args+=(--limit "$LIMIT")

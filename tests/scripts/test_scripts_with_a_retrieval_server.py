@@ -1,4 +1,5 @@
-"""scripts/train/*.sh with RETRIEVAL_URL (DRY_RUN=1): the reward searches a retrieval server, checked before the run."""
+"""The cluster scripts with RETRIEVAL_URL: training (DRY_RUN=1) has the reward search a retrieval server, checked
+before the run; the evaluation script retrieves there."""
 import json
 import os
 import socket
@@ -11,6 +12,7 @@ import yaml
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SCRIPT = os.path.join(ROOT, "scripts", "train", "train_rec-esci_3b.sh")  # execs the Amazon-C4 script
+EVAL_SCRIPT = os.path.join(ROOT, "scripts", "eval", "eval_checkpoint.sh")
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +56,20 @@ def test_a_server_that_does_not_answer_fails_the_check_naming_the_url(tmp_path):
     rc, cfg, err = dry_run(tmp_path, refused)
     assert rc != 0 and cfg["custom_reward_function"]["reward_kwargs"]["url"] == refused
     assert f"retrieval server not usable (RETRIEVAL_URL): retrieval server {refused} does not answer" in err
+
+
+def test_the_eval_script_retrieves_from_the_server(server, tmp_path):
+    from recr1.data.records import make_row, write_rows
+
+    rows = [make_row(data_source="amazon_c4_Baby_test", request=request, target=[target], split="test", index=i,
+                     qid=f"q{i}", category="Baby")
+            for i, (request, target) in enumerate([("red shoes please", "p0"), ("a steel knife", "p1")])]  # fmt: skip
+    write_rows(rows, str(tmp_path / "test.parquet"))
+    env = {**os.environ, "PYTHON": sys.executable, "DATA": str(tmp_path / "test.parquet"),
+           "OUT_DIR": str(tmp_path / "out"), "RETRIEVAL_URL": server.url, "BM25_INDEX": str(tmp_path / "none"),
+           "DENSE_INDEX": str(tmp_path / "none")}  # fmt: skip
+    proc = subprocess.run(["bash", EVAL_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((tmp_path / "out" / "remote" / "metrics.json").read_text())
+    assert metrics["retriever"] == "remote" and server.url in metrics["index"]
+    assert metrics["table"]["amazon_c4_Baby_test"]["ndcg@10"] == 1.0  # both targets ranked first
