@@ -1,7 +1,7 @@
 """Memory of actor + reference: LoRA actor (lora_rank > 0: one model, the reference = adapters off) vs full fine-tuning
 (trainable fp32 actor + a frozen reference copy), on the same model, through the real worker.
 
-    .venv/bin/python scripts/bench/lora_memory.py                     # tiny and bigger Qwen2, rank 16, ratios printed
+    .venv/bin/python scripts/bench/lora_memory.py     # tiny and bigger Qwen2, rank 16: table, ratios, lora_memory.png
     .venv/bin/python scripts/bench/lora_memory.py --sizes bigger --rank 64
 
 Each (size, mode) runs in its own process: an ActorRolloutRefWorker (role actor_rollout_ref, CPU, one rank) is
@@ -34,6 +34,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     p.add_argument("--rank", type=int, default=16)
+    p.add_argument("--plot", default=os.path.join(ROOT, "scripts", "bench", "lora_memory.png"),
+                   help="PNG of the byte counts next to the table (empty: none)")
     p.add_argument("--child", nargs=3, metavar=("MODE", "SIZE", "OUT"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -131,6 +133,31 @@ def main(argv=None) -> None:
                   f"{r['param_bytes'] * mb:.1f} | {r['grad_bytes'] * mb:.1f} | {r['optim_bytes'] * mb:.1f} | "
                   f"{total * mb:.1f} | {full_total / total:.2f}x | {r['peak_rss_mb']:.0f} ({r['rss_imports_mb']:.0f}) | "
                   f"{r['gpu_bytes'] * mb:.1f} | {full['gpu_bytes'] / r['gpu_bytes']:.2f}x |")
+    if args.plot:
+        plot(results, args.sizes, args.rank, args.plot)
+
+
+def plot(results: dict, sizes: list[str], rank: int, path: str) -> None:
+    """Stacked bars (parameters, gradients, Adam state; MiB) for full and LoRA per model size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(sizes), figsize=(4.5 * len(sizes), 4), squeeze=False)
+    for ax, size in zip(axes[0], sizes):
+        bottom = [0.0, 0.0]
+        for key, label in (("param_bytes", "parameters"), ("grad_bytes", "gradients"), ("optim_bytes", "Adam state")):
+            values = [results[(size, mode)][key] / 2**20 for mode in ("full", "lora")]
+            ax.bar(["full fine-tuning", f"LoRA r={rank}"], values, bottom=bottom, label=label)
+            bottom = [b + v for b, v in zip(bottom, values)]
+        ax.set_title(f"{size}: {SIZES[size]['layers']} layers, hidden {SIZES[size]['hidden']}\n"
+                     f"full / LoRA = {bottom[0] / bottom[1]:.1f}x")
+        ax.set_ylabel("MiB (actor + reference)")
+    axes[0][0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    print(f"\n[lora-memory] plot: {path}")
 
 
 if __name__ == "__main__":
