@@ -1,6 +1,6 @@
 """Validation and rollout dumps of a real tiny run (in-process backend): <step>.jsonl files under
 trainer.validation_data_dir / rollout_data_dir with verl's columns and the scorer's extras, the val/generations table
-with the task's describe_generations columns in tensorboard, scorer extras named in reward_model.val_core_extra_keys
+with the task's describe_generations columns in tensorboard and an offline wandb run, scorer extras named in reward_model.val_core_extra_keys
 logged as val-core, categorical extras as val-aux fractions.
 
 This file is also the custom reward function file the run uses (score_with_extras + describe_generations)."""
@@ -44,7 +44,10 @@ def read_jsonl(path):
         return [json.loads(line) for line in f]
 
 
-def test_val_and_rollout_dumps_table_and_core_metrics(tiny_model_dir, tmp_path, one_thread, clean_process, capsys):
+def test_val_and_rollout_dumps_table_and_core_metrics(tiny_model_dir, tmp_path, one_thread, clean_process, capsys,
+                                                       monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / "run"
     config = load_config(toy_overrides(tiny_model_dir, str(tmp_path), val_rows=VAL_ROWS, **{
         "custom_reward_function.path": os.path.abspath(__file__),
@@ -52,7 +55,7 @@ def test_val_and_rollout_dumps_table_and_core_metrics(tiny_model_dir, tmp_path, 
         "reward_model.reward_manager": "batch",
         "reward_model.val_core_extra_keys": "[hit,words]",
         "trainer.default_local_dir": str(run_dir),
-        "trainer.logger": "[console,tensorboard]",
+        "trainer.logger": "[console,tensorboard,wandb]",
         "trainer.val_before_train": True, "trainer.test_freq": 1, "trainer.total_training_steps": 1,
         "trainer.log_val_generations": SHOWN,
         "trainer.rollout_data_dir": str(tmp_path / "rollouts"),
@@ -98,6 +101,11 @@ def test_val_and_rollout_dumps_table_and_core_metrics(tiny_model_dir, tmp_path, 
     assert sorted(texts) == [0, 1]
     lines = texts[1].splitlines()
     assert lines[0] == "| step | data_source | input | output | first | shout | score |" and len(lines) == 2 + SHOWN
+    tables = [json.load(open(f)) for f in glob.glob(str(run_dir / "wandb" / "offline-run-*" / "files" / "media" /
+                                                          "table" / "val" / "generations_*.table.json"))]
+    last = max(tables, key=lambda t: len(t["data"]))
+    assert last["columns"] == ["step", "data_source", "input", "output", "first", "shout", "score"]
+    assert [row[0] for row in last["data"]] == [0] * SHOWN + [1] * SHOWN  # every validation's rows so far
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[val] score=")]
     assert len(printed) == 2 * SHOWN
 
