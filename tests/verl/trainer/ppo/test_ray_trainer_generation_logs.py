@@ -1,7 +1,7 @@
 """Validation and rollout dumps of a real tiny run (in-process backend): <step>.jsonl files under
 trainer.validation_data_dir / rollout_data_dir with verl's columns and the scorer's extras, the val/generations table
-with the task's describe_generations columns in tensorboard and an offline wandb run, scorer extras named in reward_model.val_core_extra_keys
-logged as val-core, categorical extras as val-aux fractions.
+with the task's describe_generations columns in tensorboard and an offline wandb run, scorer extras named in
+reward_model.val_core_extra_keys logged as val-core, categorical extras as val-aux fractions.
 
 This file is also the custom reward function file the run uses (score_with_extras + describe_generations)."""
 import glob
