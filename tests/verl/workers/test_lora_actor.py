@@ -206,3 +206,16 @@ def test_bf16_base_with_fp32_adapters_trains_plain_and_under_fsdp2_and_checkpoin
     FSDPCheckpointManager(sharded.actor_module, sharded.actor_optimizer).load_checkpoint(str(tmp_path / "plain"))
     expected = full_params(plain.actor_module)
     assert all(torch.equal(expected[n], t) for n, t in full_params(sharded.actor_module).items())
+
+
+def test_resuming_adapters_on_another_base_model_warns_naming_both(cpu_group, lora_run, tiny_model_dir, tmp_path):
+    import shutil
+
+    wg, _, _ = lora_run
+    ckpt = str(tmp_path / "actor")
+    wg.save_checkpoint(ckpt)
+    moved = shutil.copytree(tiny_model_dir, str(tmp_path / "other_base"))
+    other = ActorRolloutRefWorker(lora_config(moved), role="actor_rollout_ref")
+    other.init_model()
+    with pytest.warns(UserWarning, match=f"trained on {tiny_model_dir}, this run's model.path is {moved}"):
+        other.load_checkpoint(ckpt)

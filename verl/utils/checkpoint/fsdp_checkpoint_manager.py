@@ -257,6 +257,7 @@ class FSDPCheckpointManager:
             sd = torch.load(path, weights_only=False)
             if self.lora:
                 self._check_adapter_keys(path, sd)
+                self._warn_on_other_base(local_path)
             sd, full = self._as_model_expects(sd)
             set_model_state_dict(self.model, sd, options=StateDictOptions(full_state_dict=full, strict=not self.lora))
         if "optimizer" in self.load_contents and self.optimizer is not None:
@@ -273,6 +274,19 @@ class FSDPCheckpointManager:
         if del_local_after_load and rank == 0:
             shutil.rmtree(local_path, ignore_errors=True)
         return global_step
+
+    def _warn_on_other_base(self, local_path: str) -> None:
+        """Adapters trained on one base model mean something else on another: warn when the checkpoint's
+        lora_adapter/adapter_config.json names a base other than this model's (it may just have moved)."""
+        config_path = os.path.join(local_path, "lora_adapter", "adapter_config.json")
+        if not os.path.isfile(config_path):
+            return
+        with open(config_path) as f:
+            saved = json.load(f).get("base_model_name_or_path")
+        current = self.model.peft_config["default"].base_model_name_or_path
+        if saved and current and os.path.abspath(os.path.expanduser(saved)) != os.path.abspath(os.path.expanduser(current)):
+            warnings.warn(f"{local_path}: its LoRA adapters were trained on {saved}, this run's model.path is {current}",
+                          stacklevel=3)
 
     def _check_adapter_keys(self, path: str, state: dict) -> None:
         """A LoRA model restores exactly its adapter tensors: ValueError naming what is missing or foreign."""
