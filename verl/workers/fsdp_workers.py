@@ -98,7 +98,9 @@ class ActorRolloutRefWorker(Worker):
     """Actor, rollout and/or reference policy in one process (the hybrid engine).
 
     ``config`` is the ``actor_rollout_ref`` section; ``role`` one of actor, rollout, ref, actor_rollout,
-    actor_rollout_ref. The rollout generates with the actor's own module (no weight copy, no sync step).
+    actor_rollout_ref. The rollout generates with the actor's own module (no weight copy, no sync step). With
+    ``model.lora_rank`` > 0 the actor trains LoRA adapters and the reference is the same module with its adapters
+    off (verl's ref_in_actor): no reference copy is built.
     """
 
     def __init__(self, config, role: str):
