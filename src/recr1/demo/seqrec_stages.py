@@ -4,19 +4,21 @@ SFT and GRPO stages are the product-search demo's own (:mod:`recr1.demo.stages`)
 
 The policy sees the content words of the last ``max_history`` titles, oldest first (the demo's keyword prompt:
 a 0.5M-parameter model copies words, it cannot read the library's long template); the SFT target is the last
-title's content words, which is the last-title baseline itself, so SFT teaches the format and copying and only RL
-can learn which of the history's words find the next item.
+title's content words (the last-title baseline itself) with words dropped at random (``sft_word_keep``), so SFT
+teaches the format, copying and some variety, and only RL can learn which of the history's words find the next
+item.
 """
 from __future__ import annotations
 
 import glob
 import json
 import os
+import random
 import shutil
 
 import pandas as pd
 
-from recr1.demo.naive_query import format_response, naive_query, request_keywords
+from recr1.demo.naive_query import content_words, format_response, request_keywords
 from recr1.demo.stages import LENGTHS_FILE, StageContext, _round_up, _rows, _token_lengths, searcher_settings, \
     stratified_head
 
@@ -41,11 +43,6 @@ def seqrec_prompt(titles: list[str]) -> list[dict[str, str]]:
     """Chat messages showing the content words of ``titles`` (oldest first), ``;`` between items."""
     shown = " ; ".join(" ".join(request_keywords(t)) for t in titles)
     return [{"role": "user", "content": SEQREC_PROMPT.format(titles=shown)}]
-
-
-def last_title_response(titles: list[str], n_words: int) -> str:
-    """The SFT target: the last title's first ``n_words`` content words in the answer format."""
-    return format_response(naive_query(titles[-1], n_words))
 
 
 # ---- catalog, prepare, index ---------------------------------------------------------------------
@@ -115,17 +112,28 @@ def valid_index(ctx: StageContext) -> bool:
 # ---- SFT data ------------------------------------------------------------------------------------
 
 
-def sft_frame(rows: pd.DataFrame, n_words: int, where: str) -> pd.DataFrame:
-    """Prompt/response pairs for prepared seqrec rows (the last title as the answer; no target is read).
+def dropped_words(words: list[str], keep: float, rng: random.Random) -> list[str]:
+    """Each of ``words`` kept with probability ``keep`` (order kept; at least one word stays)."""
+    if keep >= 1.0:
+        return list(words)
+    kept = [w for w in words if rng.random() < keep]
+    return kept or [rng.choice(words)]
+
+
+def sft_frame(rows: pd.DataFrame, n_words: int, where: str, keep: float = 1.0, seed: int = 0) -> pd.DataFrame:
+    """Prompt/response pairs for prepared seqrec rows: the last title's first ``n_words`` content words as the
+    answer, each kept with probability ``keep`` (seeded, independent of the row; no target is read).
 
     Raises ValueError naming ``where`` and the row when a row has no history title with a content word.
     """
+    rng = random.Random(seed)
     responses = []
     for i, extra in enumerate(rows["extra_info"]):
         titles = [] if extra.get("history_titles") is None else list(extra["history_titles"])
-        if not titles or not naive_query(titles[-1], n_words):
+        words = content_words(titles[-1])[:n_words] if titles else []
+        if not words:
             raise ValueError(f"{where}, row {i}: no last title with a content word: {titles[-1:]!r}")
-        responses.append(last_title_response(titles, n_words))
+        responses.append(format_response(" ".join(dropped_words(words, keep, rng))))
     return pd.DataFrame({"prompt": rows["prompt"].tolist(), "response": responses,
                          "data_source": rows["data_source"].tolist(), "request": rows["request"].tolist()})
 
@@ -139,8 +147,8 @@ def run_sft_data(ctx: StageContext) -> str:
     val = val[val["data_source"] == ctx.val_source].reset_index(drop=True)
     if val.empty:
         raise ValueError(f"{p.split('val')} has no {ctx.val_source} rows")
-    sft_train = sft_frame(train, s.naive_words, p.split("train"))
-    sft_val = sft_frame(val.head(100), s.naive_words, p.split("val"))
+    sft_train = sft_frame(train, s.naive_words, p.split("train"), s.sft_word_keep, s.seed)
+    sft_val = sft_frame(val.head(100), s.naive_words, p.split("val"), s.sft_word_keep, s.seed)
     os.makedirs(os.path.dirname(p.sft_data("train")), exist_ok=True)
     sft_train.to_parquet(p.sft_data("train"), index=False)
     sft_val.to_parquet(p.sft_data("val"), index=False)

@@ -10,7 +10,7 @@ import pytest
 from recr1.demo.naive_query import format_response
 from recr1.demo.report import domain_name, verdict
 from recr1.demo.seeds import summarize
-from recr1.demo.seqrec_stages import seqrec_prompt, sft_frame
+from recr1.demo.seqrec_stages import dropped_words, seqrec_prompt, sft_frame
 from recr1.demo.settings import TASKS
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
@@ -32,6 +32,19 @@ def test_sft_answer_is_the_last_title_and_never_the_target():
     bad = rows.assign(extra_info=[{"history_titles": TITLES}, {"history_titles": ["the and of"]}])
     with pytest.raises(ValueError, match="train.parquet, row 1: no last title with a content word"):
         sft_frame(bad, n_words=12, where="train.parquet")
+
+
+def test_sft_word_dropout_is_seeded_keeps_order_and_never_empties():
+    rows = pd.DataFrame({"prompt": [seqrec_prompt(TITLES)] * 200, "data_source": ["s"] * 200, "request": ["r"] * 200,
+                         "extra_info": [{"history_titles": TITLES}] * 200})
+    a = sft_frame(rows, 12, "train.parquet", keep=0.75, seed=4)["response"].tolist()
+    assert a == sft_frame(rows, 12, "train.parquet", keep=0.75, seed=4)["response"].tolist()
+    assert a != sft_frame(rows, 12, "train.parquet", keep=0.75, seed=5)["response"].tolist()
+    full = "Acme Quick Cotton Mug Blue Small".split()
+    queries = [json.loads(r.split("<answer>")[1].split("</answer>")[0])["query"].split() for r in a]
+    assert all(q and q == [w for w in full if w in q] for q in queries)  # a non-empty subsequence of the title
+    kept = sum(len(q) for q in queries) / (len(full) * len(queries))
+    assert 0.65 < kept < 0.85 and dropped_words(full, 1.0, None) == full
 
 
 def test_report_and_seed_summary_use_the_last_title_baseline():
