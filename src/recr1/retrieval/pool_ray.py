@@ -10,6 +10,8 @@ Placement, chosen on purpose:
 """
 from __future__ import annotations
 
+from collections import deque
+
 from recr1.retrieval.pool_protocol import SearcherHost, WorkerDied, WorkerFailed
 
 START_TIMEOUT_S = 600.0
@@ -25,7 +27,8 @@ class RayWorker:
         self.index, self.kind, self.index_dir, self.settings = index, kind, index_dir, dict(settings)
         self.info: dict = {}
         self._actor = None
-        self._pending = None
+        self._loading = None
+        self._pending: deque = deque()  # object refs of the batches sent and not yet collected
 
     @property
     def pid(self) -> int | None:
@@ -40,7 +43,7 @@ class RayWorker:
         actor_cls = ray.remote(SearcherHost).options(num_cpus=0, max_restarts=0, max_concurrency=1,
                                                      scheduling_strategy=here)  # fmt: skip
         self._actor = actor_cls.remote()
-        self._pending = self._actor.load.remote(self.kind, self.index_dir, self.settings)
+        self._loading = self._actor.load.remote(self.kind, self.index_dir, self.settings)
 
     def wait_ready(self) -> dict:
         """Wait for the searcher to load (at most START_TIMEOUT_S); returns its description. Raises WorkerDied or
@@ -48,19 +51,32 @@ class RayWorker:
         import ray
 
         try:
-            self.info = self._get(self._pending, timeout=START_TIMEOUT_S)
+            self.info = self._get(self._loading, timeout=START_TIMEOUT_S)
         except ray.exceptions.GetTimeoutError as exc:
             raise WorkerDied(f"searcher worker {self.index} (Ray actor) did not load within {START_TIMEOUT_S:.0f} s "
                              f"(is the driver's node out of memory?)") from exc
         return self.info
 
     def submit(self, queries: list[str], k: int) -> None:
-        """Send one batch (returns at once)."""
-        self._pending = self._actor.search.remote(queries, k)
+        """Send one batch (returns at once; the actor runs its batches one at a time, in order)."""
+        self._pending.append(self._actor.search.remote(queries, k))
 
     def collect(self):
-        """(encoded hits, stats delta) of the last :meth:`submit`. Raises WorkerDied or WorkerFailed."""
-        return self._get(self._pending)
+        """(encoded hits, stats delta) of the oldest batch not yet collected. Raises WorkerDied or WorkerFailed."""
+        return self._get(self._pending.popleft())
+
+    def abandon(self) -> None:
+        """Forget the batches in flight."""
+        self._pending.clear()
+
+    @staticmethod
+    def wait_any(workers: list[RayWorker]) -> list[RayWorker]:
+        """The workers among ``workers`` whose oldest batch is done (or failed); blocks until one is."""
+        import ray
+
+        by_ref = {worker._pending[0]: worker for worker in workers}
+        ready, _ = ray.wait(list(by_ref), num_returns=1)
+        return [by_ref[ref] for ref in ready]
 
     def _get(self, ref, timeout=None):
         import ray

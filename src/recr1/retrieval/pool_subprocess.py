@@ -17,7 +17,8 @@ import signal
 import subprocess
 import sys
 import traceback
-from multiprocessing.connection import Connection
+from collections import deque
+from multiprocessing.connection import Connection, wait
 
 from recr1.retrieval.pool_protocol import SearcherHost, WorkerDied, WorkerFailed, picklable_error
 
@@ -46,6 +47,7 @@ class SubprocessWorker:
         self._send: Connection | None = None
         self._recv: Connection | None = None
         self._seq = 0
+        self._pending: deque[int] = deque()  # sequence numbers of the batches sent and not yet collected
 
     @property
     def pid(self) -> int | None:
@@ -80,13 +82,25 @@ class SubprocessWorker:
         return self.info
 
     def submit(self, queries: list[str], k: int) -> None:
-        """Send one batch (returns at once; :meth:`collect` gets the hits). Raises WorkerDied."""
+        """Send one batch (returns at once; batches queue up in the worker and are answered in order). Raises
+        WorkerDied."""
         self._seq += 1
+        self._pending.append(self._seq)
         self._post(("search", self._seq, queries, k))
 
     def collect(self):
-        """(encoded hits, stats delta) of the last :meth:`submit`. Raises WorkerDied or WorkerFailed."""
-        return self._reply(seq=self._seq)
+        """(encoded hits, stats delta) of the oldest batch not yet collected. Raises WorkerDied or WorkerFailed."""
+        return self._reply(seq=self._pending.popleft())
+
+    def abandon(self) -> None:
+        """Forget the batches in flight (their answers are skipped when they come)."""
+        self._pending.clear()
+
+    @staticmethod
+    def wait_any(workers: list[SubprocessWorker]) -> list[SubprocessWorker]:
+        """The workers among ``workers`` with an answer (or an end of channel) to read now; blocks until one has."""
+        by_conn = {worker._recv: worker for worker in workers}
+        return [by_conn[conn] for conn in wait(list(by_conn))]
 
     def _post(self, message) -> None:
         try:
@@ -101,7 +115,7 @@ class SubprocessWorker:
             except (OSError, EOFError) as exc:
                 raise WorkerDied(self._death_note(exc)) from exc
             status, got_seq = message[0], message[1]
-            if seq is not None and got_seq != seq:  # the answer to a call that was abandoned (e.g. interrupted)
+            if seq is not None and got_seq != seq:  # the answer to a batch that was abandoned (an interrupted call)
                 continue
             if status == "ok":
                 return message[2]

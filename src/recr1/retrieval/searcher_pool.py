@@ -5,21 +5,22 @@
     pool.close()
 
 BM25 search runs on one thread per JVM (pyjnius is not thread-safe), so a process can use one core; a pool starts
-``num_workers`` processes, each with its own JVM (or FAISS index) opened on the same index folder, splits the
-distinct queries of a call into contiguous chunks of about equal cost (query terms), searches them at the same time
-and puts the hits back in order. Every worker runs the same searcher code on the same index, so BM25 hits and
-scores are exactly those of one process (dense scores move by ~1e-7 with how queries are batched, as they do in
-one process).
+``num_workers`` processes, each with its own JVM (or FAISS index) opened on the same index folder, cuts the
+distinct queries of a call into contiguous chunks of about equal cost (query terms; CHUNKS_PER_WORKER per worker),
+hands each chunk to whichever worker is free (two queued in each, so a worker searches the next while the driver
+reads the last) and puts the hits back in order. Every worker runs the same searcher code on the same index, so BM25
+hits and scores are exactly those of one process (dense scores move by ~1e-7 with how queries are batched, as they
+do in one process).
 
 Where the workers run (``backend="auto"``, the default, follows the driver at every call): Ray actors while Ray is
 initialized (see :mod:`recr1.retrieval.pool_ray` for their placement), plain subprocesses otherwise
 (:mod:`recr1.retrieval.pool_subprocess`). A pool started before ``ray.init`` (the trainer's reward preflight runs
 before it) moves its workers to Ray actors at its first call after it.
 
-Faults: a worker that dies during a call is started again and its chunk searched again, once per call; if that
-fails too, the call raises :class:`SearcherWorkerError` naming the worker, its process id and the batch size. A
-worker that raises (rather than dies) fails the call at once with its traceback. Nothing is ever scored as a miss
-because a worker failed. :meth:`SearcherPool.close` stops every process; pools still open at interpreter exit are
+Faults: a worker that dies during a call is started again and its chunks in flight searched again, once per call;
+if that fails too, the call raises :class:`SearcherWorkerError` naming the worker, its process id and the batch
+size. A worker that raises (rather than dies) fails the call at once with its traceback. Nothing is ever scored as
+a miss because a worker failed. :meth:`SearcherPool.close` stops every process; pools still open at interpreter exit are
 closed then, and a worker whose driver was killed exits when its pipe closes.
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ import os
 import sys
 import threading
 import weakref
+from collections import deque
 from collections.abc import Sequence
 
 from recr1.retrieval.base import Hit, Searcher
@@ -42,6 +44,8 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "ray", "subprocess")
 POOLED_KINDS = ("bm25", "dense")
 RESTART_STAT = "searcher_worker_restart"
+CHUNKS_PER_WORKER = 8  # small chunks handed to whichever worker is free even out queries of unequal cost
+PIPELINE_DEPTH = 2  # chunks queued in a worker: it searches the next while the driver reads the last
 
 _open_pools: weakref.WeakSet[SearcherPool] = weakref.WeakSet()
 
@@ -229,45 +233,69 @@ class SearcherPool(Searcher):
                 raise RuntimeError(f"the {self.kind} searcher pool over {self.index_dir} is closed")
             self._follow_ray()
             max_terms = self._query_key.max_terms if self._query_key.exact else None
-            ranges = split_balanced([query_cost(q, max_terms) for q in unique], len(self._workers))
+            costs = [query_cost(q, max_terms) for q in unique]
+            ranges = split_balanced(costs, len(self._workers) * CHUNKS_PER_WORKER)
             hits = self._search_chunks([unique[a:b] for a, b in ranges], k, len(unique))
         by_query = dict(zip(unique, (h for chunk in hits for h in chunk)))
         return [list(by_query[q]) for q in queries]
 
     def _search_chunks(self, chunks: list[list[str]], k: int, total: int) -> list[list[list[Hit]]]:
+        """Hits of every chunk, in chunk order. Chunks go to whichever worker is free (up to PIPELINE_DEPTH queued
+        in each, so a worker never waits for the driver to read its last answer); a worker that dies is restarted
+        once in the call and its chunks in flight are sent again."""
         results: list = [[] for _ in chunks]
-        died: dict[int, WorkerDied] = {}
-        failed: dict[int, WorkerFailed] = {}
-        busy = [slot for slot, chunk in enumerate(chunks) if chunk]
-        for slot in busy:
+        todo = deque(i for i, chunk in enumerate(chunks) if chunk)
+        in_flight: dict[int, deque[int]] = {slot: deque() for slot in range(len(self._workers))}
+        first_death: dict[int, tuple[int | None, WorkerDied]] = {}
+
+        def feed(slot: int) -> None:
             try:
-                self._workers[slot].submit(chunks[slot], k)
-            except WorkerDied as exc:
-                died[slot] = exc
-        for slot in busy:
-            if slot in died:
-                continue
-            try:
-                results[slot] = self._take(self._workers[slot].collect())
-            except WorkerDied as exc:
-                died[slot] = exc
-            except WorkerFailed as exc:
-                failed[slot] = exc
-        for slot, exc in sorted(failed.items()):
-            raise self._error(slot, chunks[slot], k, total, f"raised {exc}", exc)
-        for slot, first in sorted(died.items()):
+                while todo and len(in_flight[slot]) < PIPELINE_DEPTH:
+                    chunk_id = todo.popleft()
+                    in_flight[slot].append(chunk_id)
+                    self._workers[slot].submit(chunks[chunk_id], k)
+            except WorkerDied as died:
+                recover(slot, died)
+
+        def recover(slot: int, died: WorkerDied) -> None:
+            lost = list(in_flight[slot])
+            batch = [q for chunk_id in lost for q in chunks[chunk_id]]
             pid = self._workers[slot].pid
+            if slot in first_death:
+                first_pid, first = first_death[slot]
+                raise self._error(slot, batch, k, total, f"died ({first}); restarted as pid {pid}, it died again: "
+                                  f"{died}", died, first_pid)  # fmt: skip
+            first_death[slot] = (pid, died)
             try:
-                worker = self._restart(slot)
+                self._restart(slot)
             except Exception as exc:
-                raise self._error(slot, chunks[slot], k, total, f"died ({first}) and could not be restarted: "
+                raise self._error(slot, batch, k, total, f"died ({died}) and could not be restarted: "
                                   f"{type(exc).__name__}: {exc}", exc, pid) from exc  # fmt: skip
-            try:
-                worker.submit(chunks[slot], k)
-                results[slot] = self._take(worker.collect())
-            except (WorkerDied, WorkerFailed) as exc:
-                raise self._error(slot, chunks[slot], k, total, f"died ({first}); restarted as pid {worker.pid}, "
-                                  f"it failed again: {exc}", exc, pid) from exc  # fmt: skip
+            in_flight[slot].clear()
+            todo.extendleft(reversed(lost))
+            feed(slot)
+
+        try:
+            for slot in in_flight:
+                feed(slot)
+            while any(in_flight.values()):
+                busy = [self._workers[slot] for slot, ids in in_flight.items() if ids]
+                for worker in type(busy[0]).wait_any(busy):
+                    slot = worker.index
+                    try:
+                        reply = worker.collect()
+                    except WorkerDied as died:
+                        recover(slot, died)  # its chunks in flight, the one being read included, are sent again
+                        continue
+                    except WorkerFailed as failed:
+                        batch = chunks[in_flight[slot][0]]
+                        raise self._error(slot, batch, k, total, f"raised {failed}", failed) from None
+                    results[in_flight[slot].popleft()] = self._take(reply)
+                    feed(slot)
+        except BaseException:
+            for worker in self._workers:
+                worker.abandon()
+            raise
         return results
 
     def _take(self, reply) -> list[list[Hit]]:

@@ -114,7 +114,8 @@ def test_reward_with_num_workers_scores_as_one_process(cached_pool, lucene_index
 
 
 def test_get_searcher_checks_num_workers(cached_pool, lucene_index_dir):
-    assert isinstance(cached_pool, CachedSearcher) and get_searcher("bm25", lucene_index_dir, num_workers=2) is cached_pool
+    assert isinstance(cached_pool, CachedSearcher)
+    assert get_searcher("bm25", lucene_index_dir, num_workers=2) is cached_pool
     for bad in (0, -1, 1.5, "2", True, None):
         with pytest.raises(ValueError, match="num_workers"):
             get_searcher("bm25", lucene_index_dir, num_workers=bad)
@@ -135,13 +136,13 @@ def test_a_bad_setting_fails_in_the_driver_with_the_workers_error(lucene_index_d
 
 
 def kill_mid_call(monkeypatch, slot: int, times: int) -> list[int]:
-    """Make worker ``slot`` die during its next ``times`` batches: stopped before the batch is sent (so it cannot
-    answer first), killed right after. Returns the pids killed."""
+    """Make the next ``times`` processes of worker ``slot`` die at their first batch: stopped before the batch is
+    sent (so it cannot answer first), killed right after. Returns the pids killed."""
     killed = []
     send = SubprocessWorker.submit
 
     def submit(worker, queries, k):
-        if worker.index != slot or len(killed) >= times:
+        if worker.index != slot or len(killed) >= times or worker.pid in killed:
             return send(worker, queries, k)
         os.kill(worker.pid, signal.SIGSTOP)
         send(worker, queries, k)
