@@ -9,7 +9,8 @@ a number). Scores, with Rec-R1's defaults (all configurable):
     good format, a target in the top k  -> format_bonus (0.1) + NDCG@k
     good format, no target in the top k -> 0.0          (also for an empty query)
 
-k is ``k_train`` (1000) for training data sources and ``k_eval`` (100) for val/test ones.
+k is ``k_train`` (1000) for training data sources and ``k_eval`` (100) for val/test ones; Rec-R1's
+sequential-recommendation sources (``amazon_review_*``) use 5000 and 50 (``TASK_K``).
 
 ``compute_score_batch`` is what verl's batch reward manager calls: it parses every response,
 searches each distinct query once, and scores every sample against its own targets.
