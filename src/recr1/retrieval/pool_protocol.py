@@ -96,6 +96,20 @@ def query_key_of(searcher: Searcher) -> QueryKey:
     return QueryKey(exact=False)
 
 
+def open_searcher(kind: str, index: str, settings: dict) -> Searcher:
+    """A new BM25 or dense searcher over ``index`` (what :func:`recr1.retrieval.searcher.load_searcher` does for these
+    kinds; the factory imports the pool, so the pool does not import the factory)."""
+    if kind == "bm25":
+        from recr1.retrieval.lucene_searcher import LuceneSearcher
+
+        return LuceneSearcher(index, **settings)
+    if kind == "dense":
+        from recr1.retrieval.dense_searcher import DenseSearcher
+
+        return DenseSearcher(index, **settings)
+    raise ValueError(f"retriever kind {kind!r} cannot run in a searcher worker; expected bm25 or dense")
+
+
 class SearcherHost:
     """The searcher inside one worker process; every method's result is picklable.
 
@@ -109,9 +123,7 @@ class SearcherHost:
 
     def load(self, kind: str, index: str, settings: dict) -> dict:
         """Open the searcher; returns what the driver needs to know about it (pid, num_docs, query key...)."""
-        from recr1.retrieval.searcher import load_searcher
-
-        self.searcher = load_searcher(kind, index, **settings)
+        self.searcher = open_searcher(kind, index, settings)
         return {"pid": os.getpid(), "kind": self.searcher.kind, "num_docs": self.searcher.num_docs,
                 "ids_in_doc_order": getattr(self.searcher, "ids_in_doc_order", None),
                 "query_key": query_key_of(self.searcher)}  # fmt: skip
