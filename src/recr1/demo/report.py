@@ -90,7 +90,7 @@ def plot_curves(path: str, rl_rows: list[dict], val_key: str, baselines: dict[st
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for key, label in (("critic/score/mean", "train reward"), ("reward/ndcg/mean", "train NDCG@1000")):
+    for key, label in (("critic/score/mean", "train reward"), ("reward/ndcg/mean", "train NDCG@k_train")):
         points = curve(rl_rows, key)
         if points:
             steps, values = zip(*points)
