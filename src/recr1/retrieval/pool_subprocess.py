@@ -13,9 +13,11 @@ so it also goes when the driver is killed: no orphan searchers.
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import traceback
 from collections import deque
 from multiprocessing.connection import Connection, wait
@@ -150,19 +152,35 @@ class SubprocessWorker:
             proc.wait()
 
 
+def _read_all(inbox: Connection, messages: queue.Queue) -> None:
+    """Move every message from the driver into ``messages`` as it arrives (None when the driver goes away)."""
+    while True:
+        try:
+            message = inbox.recv()
+        except (EOFError, OSError):
+            messages.put(None)
+            return
+        messages.put(message)
+        if message[0] == "close":
+            return
+
+
 def serve(in_fd: int, out_fd: int) -> None:
-    """The worker's loop: answer the driver's messages until it says close or goes away."""
+    """The worker's loop: answer the driver's messages until it says close or goes away.
+
+    A thread reads the driver's messages as they come: the driver may send the next batch while this process is
+    writing a long answer, and if neither read, both would wait on a full pipe forever.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle; it closes us
     inbox, outbox = Connection(in_fd, writable=False), Connection(out_fd, readable=False)
+    messages: queue.Queue = queue.Queue()
+    threading.Thread(target=_read_all, args=(inbox, messages), name="inbox", daemon=True).start()
     host = SearcherHost()
     try:
         while True:
-            try:
-                message = inbox.recv()
-            except (EOFError, OSError):
-                return  # the driver is gone
-            if message[0] == "close":
-                return
+            message = messages.get()
+            if message is None or message[0] == "close":
+                return  # the driver is gone, or done with us
             seq = None
             try:
                 if message[0] == "load":

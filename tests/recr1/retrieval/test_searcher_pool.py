@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -90,6 +91,27 @@ def test_same_hits_and_scores_as_one_process(cached_pool, plain, adversarial_que
     assert pool.batch_search([], 5) == [] and pool.batch_search(KNOWN, 0) == [[] for _ in KNOWN]
     assert [pool.query_key(q) for q in queries] == [plain.query_key(q) for q in queries]
     assert pool.num_docs == 31 and pool.ids_in_doc_order and pool.stats["search_error"] == 0
+
+
+def test_big_batches_both_ways_do_not_deadlock_the_pipes(lucene_index_dir, plain):
+    """Chunks larger than a pipe's buffer (64 KB) sent while the worker writes an answer larger than one: the worker
+    must keep reading, or both sides wait on each other forever."""
+    queries = [f"socks comfortable cotton pairs pack {i} " + f"filler{i} " * 150 for i in range(2000)]
+    pool = SearcherPool("bm25", lucene_index_dir, num_workers=1, backend="subprocess")
+    try:
+        outcome = {}
+        thread = threading.Thread(target=lambda: outcome.update(hits=pool.batch_search(queries, 1000)), daemon=True)
+        thread.start()
+        thread.join(timeout=120)
+        hung = thread.is_alive()
+        while thread.is_alive():  # end a hung call (a worker killed twice fails it) so that close can run
+            for pid in pool.worker_pids:
+                os.kill(pid, signal.SIGKILL)
+            thread.join(timeout=1)
+        assert not hung, "the pool hung on a big batch"
+        assert outcome["hits"] == plain.batch_search(queries, 1000)
+    finally:
+        pool.close()
 
 
 def test_searcher_settings_reach_every_worker(lucene_index_dir):
