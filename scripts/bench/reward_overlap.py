@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--backend", choices=("ray", "local"), default="ray",
                         help="ray: the worker in its own process, as on a cluster; local: in this process, sharing "
                              "the driver's GIL with the reward thread")
-    parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "recr1-bench-overlap"))
+    parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "recr1-bench-overlap"),
+                        help="model, prompts and runs (the catalog and index: reward_throughput.py's folder)")
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -117,7 +118,8 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     assets = os.path.join(args.workdir, "assets")
     build_assets(assets, num_prompts=max(512, args.prompts * args.steps))
-    raw, index = prepare_index(os.path.join(args.workdir, f"catalog-{args.items}"), args.items, 2000, args.seed)
+    catalog = os.path.join(tempfile.gettempdir(), f"recr1-bench-reward-{args.items}-seed{args.seed}")  # shared with
+    raw, index, _ = prepare_index(catalog, args.items, 500, args.seed)                # reward_throughput.py
     prompts = write_prompts(assets, raw, os.path.join(args.workdir, "overlap_prompts.parquet"), args.seed)
     print(f"[overlap] assets and index ready in {time.perf_counter() - t0:.0f} s", flush=True)
 

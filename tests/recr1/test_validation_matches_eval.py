@@ -102,20 +102,6 @@ def answering_model(one_thread_module, tiny_model_dir, val_parquet, tmp_path_fac
     return fine_tune(tiny_model_dir, prompts, [c[3] for c in CASES], str(tmp_path_factory.mktemp("answering")))
 
 
-@pytest.fixture
-def clean_process():
-    """Undo what an in-process run leaves behind: rank env vars and the default process group (if it made one)."""
-    import torch.distributed as dist
-
-    saved = dict(os.environ)
-    had_group = dist.is_initialized()
-    yield
-    if dist.is_initialized() and not had_group:
-        dist.destroy_process_group()
-    os.environ.clear()
-    os.environ.update(saved)
-
-
 def test_trainer_validation_equals_recr1_eval(answering_model, val_parquet, lucene_index_dir, tmp_path, clean_process):
     from verl.trainer.main_ppo import load_config, run_ppo
 

@@ -11,7 +11,6 @@ item.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import random
 import shutil
@@ -19,8 +18,7 @@ import shutil
 import pandas as pd
 
 from recr1.demo.naive_query import content_words, format_response, request_keywords
-from recr1.demo.stages import LENGTHS_FILE, StageContext, _round_up, _rows, _token_lengths, searcher_settings, \
-    stratified_head
+from recr1.demo.stages import StageContext, _rows, read_train_and_val, searcher_settings, write_sft_and_eval_files
 
 BASELINE = "last_title"
 SEQREC_PROMPT = "Bought, oldest first: {titles}\nWrite a search query for the next item."
@@ -139,33 +137,11 @@ def sft_frame(rows: pd.DataFrame, n_words: int, where: str, keep: float = 1.0, s
 
 
 def run_sft_data(ctx: StageContext) -> str:
-    from transformers import AutoTokenizer
-
     s, p = ctx.settings, ctx.paths
-    train = pd.read_parquet(p.split("train"))
-    val = pd.read_parquet(p.split("val"))
-    val = val[val["data_source"] == ctx.val_source].reset_index(drop=True)
-    if val.empty:
-        raise ValueError(f"{p.split('val')} has no {ctx.val_source} rows")
+    train, val = read_train_and_val(p, ctx.val_source)
     sft_train = sft_frame(train, s.naive_words, p.split("train"), s.sft_word_keep, s.seed)
     sft_val = sft_frame(val.head(100), s.naive_words, p.split("val"), s.sft_word_keep, s.seed)
-    os.makedirs(os.path.dirname(p.sft_data("train")), exist_ok=True)
-    sft_train.to_parquet(p.sft_data("train"), index=False)
-    sft_val.to_parquet(p.sft_data("val"), index=False)
-    rl_val = val.head(s.rl_val_rows)
-    rl_val.to_parquet(p.rl_val, index=False)
-    test = pd.read_parquet(p.split("test"))
-    if s.eval_rows > 0:
-        test = stratified_head(test, s.eval_rows)
-    test.to_parquet(p.test_eval, index=False)
-
-    tokenizer = AutoTokenizer.from_pretrained(p.init_model)
-    prompt_max = max(_token_lengths(tokenizer, pd.concat([train["prompt"], rl_val["prompt"]])))
-    both = pd.concat([sft_train, sft_val])
-    sft_max = max(_token_lengths(tokenizer, both["prompt"], both["response"]))
-    facts = {"prompt_length": _round_up(prompt_max), "sft_max_length": _round_up(sft_max)}
-    with open(os.path.join(os.path.dirname(p.sft_data("train")), LENGTHS_FILE), "w") as f:
-        json.dump(facts, f)
+    rl_val, test, prompt_max = write_sft_and_eval_files(p, s, train, val, sft_train, sft_val)
     return (f"{len(sft_train)} SFT pairs (e.g. {sft_train['response'].iloc[0][:80]}...), {len(rl_val)} val and "
             f"{len(test)} test histories; prompts up to {prompt_max} tokens")
 

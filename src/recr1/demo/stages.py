@@ -175,21 +175,22 @@ def _token_lengths(tokenizer, prompts, responses=None) -> list[int]:
     return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
-def run_sft_data(ctx: StageContext) -> str:
-    from transformers import AutoTokenizer
-
-    from recr1.demo.sft_data import build_sft_frame, sft_pairs
-
-    s, p = ctx.settings, ctx.paths
+def read_train_and_val(p, val_source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The prepared train rows and the val rows of ``val_source`` (an error naming the file when it has none)."""
     train = pd.read_parquet(p.split("train"))
     val = pd.read_parquet(p.split("val"))
-    val = val[val["data_source"] == VAL_SOURCE].reset_index(drop=True)
+    val = val[val["data_source"] == val_source].reset_index(drop=True)
     if val.empty:
-        raise ValueError(f"{p.split('val')} has no {VAL_SOURCE} rows")
-    # rebuilding the prompts with the template gives the prepared ones again (run_prepare wrote them with it)
-    sft_train = sft_pairs(train, s.naive_words, p.split("train"), s.prompt_template, s.sft_swapped_copies,
-                          p.corpus, s.seed)
-    sft_val = build_sft_frame(val.head(100), s.naive_words, where=p.split("val"))
+        raise ValueError(f"{p.split('val')} has no {val_source} rows")
+    return train, val
+
+
+def write_sft_and_eval_files(p, s, train: pd.DataFrame, val: pd.DataFrame, sft_train: pd.DataFrame,
+                             sft_val: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Write the SFT pairs, RL's greedy val rows, the test rows to evaluate and the token lengths (LENGTHS_FILE) the
+    SFT and RL stages size themselves by. Returns (RL val rows, test rows, the longest prompt in tokens)."""
+    from transformers import AutoTokenizer
+
     os.makedirs(os.path.dirname(p.sft_data("train")), exist_ok=True)
     sft_train.to_parquet(p.sft_data("train"), index=False)
     sft_val.to_parquet(p.sft_data("val"), index=False)
@@ -202,10 +203,24 @@ def run_sft_data(ctx: StageContext) -> str:
 
     tokenizer = AutoTokenizer.from_pretrained(p.init_model)
     prompt_max = max(_token_lengths(tokenizer, pd.concat([train["prompt"], rl_val["prompt"]])))
-    sft_max = max(_token_lengths(tokenizer, sft_train["prompt"], sft_train["response"]))
+    both = pd.concat([sft_train, sft_val])
+    sft_max = max(_token_lengths(tokenizer, both["prompt"], both["response"]))
     facts = {"prompt_length": _round_up(prompt_max), "sft_max_length": _round_up(sft_max)}
     with open(os.path.join(os.path.dirname(p.sft_data("train")), LENGTHS_FILE), "w") as f:
         json.dump(facts, f)
+    return rl_val, test, prompt_max
+
+
+def run_sft_data(ctx: StageContext) -> str:
+    from recr1.demo.sft_data import build_sft_frame, sft_pairs
+
+    s, p = ctx.settings, ctx.paths
+    train, val = read_train_and_val(p, VAL_SOURCE)
+    # rebuilding the prompts with the template gives the prepared ones again (run_prepare wrote them with it)
+    sft_train = sft_pairs(train, s.naive_words, p.split("train"), s.prompt_template, s.sft_swapped_copies,
+                          p.corpus, s.seed)
+    sft_val = build_sft_frame(val.head(100), s.naive_words, where=p.split("val"))
+    rl_val, test, prompt_max = write_sft_and_eval_files(p, s, train, val, sft_train, sft_val)
     example = sft_train["response"].iloc[0]
     return (f"{len(sft_train)} SFT pairs ({len(train)} requests + {len(sft_train) - len(train)} word-swapped "
             f"copies; e.g. {example[:80]}...), {len(rl_val)} val and {len(test)} test requests; prompts up to "
