@@ -20,30 +20,34 @@ from recr1.data.prompts import build_prompt, history_text
 
 ABILITY = "product_search"
 
-ROW_SCHEMA = pa.schema(
-    [
-        ("data_source", pa.string()),
-        ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
-        ("ability", pa.string()),
-        (
-            "reward_model",
-            pa.struct([("style", pa.string()), ("ground_truth", pa.struct([("target", pa.list_(pa.string()))]))]),
-        ),
-        (
-            "extra_info",
-            pa.struct(
-                [
-                    ("split", pa.string()),
-                    ("index", pa.int64()),
-                    ("qid", pa.string()),
-                    ("request", pa.string()),
-                    ("category", pa.string()),
-                ]
+EXTRA_INFO_FIELDS = [
+    ("split", pa.string()),
+    ("index", pa.int64()),
+    ("qid", pa.string()),
+    ("request", pa.string()),
+    ("category", pa.string()),
+]
+
+
+def row_schema(extra_info_fields: list[tuple[str, pa.DataType]]) -> pa.Schema:
+    """verl's row schema (data_source, prompt, ability, reward_model, extra_info, request) with these extra_info
+    fields."""
+    return pa.schema(
+        [
+            ("data_source", pa.string()),
+            ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+            ("ability", pa.string()),
+            (
+                "reward_model",
+                pa.struct([("style", pa.string()), ("ground_truth", pa.struct([("target", pa.list_(pa.string()))]))]),
             ),
-        ),
-        ("request", pa.string()),
-    ]
-)
+            ("extra_info", pa.struct(extra_info_fields)),
+            ("request", pa.string()),
+        ]
+    )
+
+
+ROW_SCHEMA = row_schema(EXTRA_INFO_FIELDS)
 
 
 def make_row(
@@ -77,27 +81,11 @@ def write_rows(rows: list[dict], path: str | os.PathLike) -> None:
 
 # Sequential recommendation rows (Amazon Reviews 2023): the same contract, with the user's history in extra_info.
 SEQREC_ABILITY = "sequential_recommendation"
-SEQREC_ROW_SCHEMA = pa.schema(
-    [
-        *[f for f in ROW_SCHEMA if f.name not in ("extra_info", "request")],
-        (
-            "extra_info",
-            pa.struct(
-                [
-                    ("split", pa.string()),
-                    ("index", pa.int64()),
-                    ("qid", pa.string()),
-                    ("request", pa.string()),
-                    ("category", pa.string()),
-                    ("user_id", pa.string()),
-                    ("history", pa.list_(pa.string())),
-                    ("history_titles", pa.list_(pa.string())),
-                ]
-            ),
-        ),
-        ("request", pa.string()),
-    ]
-)
+SEQREC_ROW_SCHEMA = row_schema(EXTRA_INFO_FIELDS + [
+    ("user_id", pa.string()),
+    ("history", pa.list_(pa.string())),
+    ("history_titles", pa.list_(pa.string())),
+])
 
 
 def make_seqrec_row(*, data_source: str, history: list[str], history_titles: list[str], target: str, split: str,
