@@ -6,6 +6,8 @@
   pickle for 250,000 hits, where a list of tuples takes several times longer.
 - :class:`QueryKey` lets the driver compute :meth:`Searcher.query_key` without a searcher of its own (the query
   cache in front of the pool calls it for every query).
+- :meth:`SearcherHost.doc_texts` answers the catalog text of a few ids (the validation tables' titles) from one
+  worker.
 - :class:`WorkerDied` (the process is gone) and :class:`WorkerFailed` (it raised) are how a worker handle reports
   trouble; the pool turns them into a restart or a :class:`SearcherWorkerError`.
 """
@@ -137,6 +139,12 @@ class SearcherHost:
         delta = self.searcher.stats - self._reported
         self._reported = Counter(self.searcher.stats)
         return encode_hits(hits), dict(delta)
+
+    def doc_texts(self, doc_ids: list[str]) -> list[str | None]:
+        """The searcher's :meth:`~recr1.retrieval.base.Searcher.doc_texts` of ``doc_ids`` (None for an unknown id)."""
+        if self.searcher is None:
+            raise RuntimeError("doc_texts before load")
+        return self.searcher.doc_texts(doc_ids)
 
     def close(self) -> None:
         """Close the searcher (idempotent)."""

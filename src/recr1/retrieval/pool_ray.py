@@ -61,8 +61,13 @@ class RayWorker:
         """Send one batch (returns at once; the actor runs its batches one at a time, in order)."""
         self._pending.append(self._actor.search.remote(queries, k))
 
+    def submit_docs(self, doc_ids: list[str]) -> None:
+        """Ask for the catalog text of ``doc_ids`` (returns at once; :meth:`collect` gives the texts in turn)."""
+        self._pending.append(self._actor.doc_texts.remote(doc_ids))
+
     def collect(self):
-        """(encoded hits, stats delta) of the oldest batch not yet collected. Raises WorkerDied or WorkerFailed."""
+        """The answer to the oldest request not yet collected: (encoded hits, stats delta) for a batch, the list of
+        texts for :meth:`submit_docs`. Raises WorkerDied or WorkerFailed."""
         return self._get(self._pending.popleft())
 
     def abandon(self) -> None:

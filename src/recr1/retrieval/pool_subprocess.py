@@ -3,7 +3,8 @@
 The driver starts ``python -m recr1.retrieval.pool_subprocess IN_FD OUT_FD`` with two pipes of its own (stdin and
 stdout stay the terminal's, so whatever the JVM prints cannot corrupt the channel) and exchanges pickled messages:
 
-    driver -> worker: ("load", kind, index, settings) | ("search", seq, queries, k) | ("close",)
+    driver -> worker: ("load", kind, index, settings) | ("search", seq, queries, k) | ("docs", seq, doc_ids)
+                      | ("close",)
     worker -> driver: ("ok", seq, result) | ("error", seq, exception, traceback text)
 
 A new process is started with ``subprocess`` rather than ``multiprocessing``, so it never re-imports the driver's
@@ -90,8 +91,16 @@ class SubprocessWorker:
         self._pending.append(self._seq)
         self._post(("search", self._seq, queries, k))
 
+    def submit_docs(self, doc_ids: list[str]) -> None:
+        """Ask for the catalog text of ``doc_ids`` (returns at once; :meth:`collect` gives the texts in turn). Raises
+        WorkerDied."""
+        self._seq += 1
+        self._pending.append(self._seq)
+        self._post(("docs", self._seq, doc_ids))
+
     def collect(self):
-        """(encoded hits, stats delta) of the oldest batch not yet collected. Raises WorkerDied or WorkerFailed."""
+        """The answer to the oldest request not yet collected: (encoded hits, stats delta) for a batch, the list of
+        texts for :meth:`submit_docs`. Raises WorkerDied or WorkerFailed."""
         return self._reply(seq=self._pending.popleft())
 
     def abandon(self) -> None:
@@ -185,6 +194,9 @@ def serve(in_fd: int, out_fd: int) -> None:
             try:
                 if message[0] == "load":
                     reply = ("ok", None, host.load(*message[1:]))
+                elif message[0] == "docs":
+                    _, seq, doc_ids = message
+                    reply = ("ok", seq, host.doc_texts(doc_ids))
                 else:
                     _, seq, queries, k = message
                     reply = ("ok", seq, host.search(queries, k))

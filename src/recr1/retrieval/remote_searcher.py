@@ -8,7 +8,8 @@ distinct query once. A request that fails (connection refused or reset, the serv
 is sent once more, as soon as the server answers its health check again (within ``retry_wait`` seconds); a
 second failure raises :class:`RemoteSearchError` naming the URL and the batch size. A reward must never turn a
 lost server into scores of 0. A request that times out is not repeated: the server is alive but slow, and a
-second copy would only queue behind the first.
+second copy would only queue behind the first. :meth:`RemoteSearcher.doc_texts` (the catalog text of a few ids,
+for the validation tables) asks the server's /docs with the same one retry.
 """
 from __future__ import annotations
 
@@ -17,7 +18,17 @@ from collections import Counter
 from collections.abc import Sequence
 
 from recr1.retrieval.base import Hit, Searcher
-from recr1.retrieval.search_protocol import HEALTH_PATH, SEARCH_PATH, decode_hits, parse_server_timing, request_body
+from recr1.retrieval.search_protocol import (
+    DOCS_PATH,
+    HEALTH_PATH,
+    MAX_DOC_IDS,
+    SEARCH_PATH,
+    decode_hits,
+    decode_texts,
+    docs_request_body,
+    parse_server_timing,
+    request_body,
+)
 
 RETRY_STAT = "remote_retry"
 
@@ -66,6 +77,7 @@ class RemoteSearcher(Searcher):
         self.max_query_terms = info.get("max_query_terms")  # the server's cap on terms per query (None: none)
         server_batch = int(info.get("max_batch") or max_batch or 1)
         self.max_batch = min(max_batch, server_batch) if max_batch else server_batch
+        self.max_doc_ids = int(info.get("max_doc_ids") or MAX_DOC_IDS)
         # Seconds spent, summed over requests: "request" (round trip, the server's share included), "decode"
         # (reading the answer here), and the server's own phases from its Server-Timing header ("server_search",
         # "server_encode").
@@ -136,11 +148,14 @@ class RemoteSearcher(Searcher):
 
     def _post(self, queries: list[str], k: int) -> list[list[Hit]]:
         """One chunk, retried once after a connection failure or a 5xx answer."""
-        what = f"a batch of {len(queries)} queries (k={k})"
+        return self._retry_once(f"a batch of {len(queries)} queries (k={k})", lambda: self._post_once(queries, k))
+
+    def _retry_once(self, what: str, request):
+        """``request()``, sent once more after a connection failure or a 5xx answer (see the module docstring)."""
         first = None
         for attempt in range(2):
             try:
-                return self._post_once(queries, k)
+                return request()
             except (self._httpx.ReadTimeout, self._httpx.WriteTimeout) as e:
                 raise RemoteSearchError(f"retrieval server {self.url} did not answer {what} within "
                                         f"{self.timeout:g} s (the searcher's timeout): {_reason(e)}") from e
@@ -169,6 +184,37 @@ class RemoteSearcher(Searcher):
             chunk = unique[start : start + self.max_batch]
             found.update(zip(chunk, self._post(chunk, k)))
         return [list(found[q]) for q in queries]
+
+    # ---- catalog text -----------------------------------------------------------------------------
+
+    def _docs_once(self, doc_ids: list[str]) -> list[str | None]:
+        """One /docs request; raises httpx errors and _ServerFault for :meth:`_retry_once` to judge."""
+        response = self._client.post(DOCS_PATH, content=docs_request_body(doc_ids),
+                                     headers={"content-type": "application/json"})  # fmt: skip
+        if response.status_code >= 500:
+            raise _ServerFault(f"HTTP {response.status_code}: {response.text[:300]}")
+        if response.status_code != 200:
+            raise RemoteSearchError(f"retrieval server {self.url} refused the text of {len(doc_ids)} doc ids: HTTP "
+                                    f"{response.status_code}: {response.text[:500]}")
+        try:
+            return decode_texts(response.json(), len(doc_ids))
+        except ValueError as e:
+            raise RemoteSearchError(f"retrieval server {self.url} answered {DOCS_PATH} for {len(doc_ids)} doc ids "
+                                    f"with something that is not their texts: {e}") from e
+
+    def doc_texts(self, doc_ids: Sequence[str]) -> list[str | None]:
+        """See :meth:`Searcher.doc_texts`: the server's searcher's text of each id (None: it holds none), in chunks
+        of the server's ``max_doc_ids``, each retried once like a search.
+
+        Raises:
+            RemoteSearchError: the server failed a chunk twice, refused it, or timed out.
+        """
+        ids = [str(d) for d in doc_ids]
+        texts: list[str | None] = []
+        for start in range(0, len(ids), self.max_doc_ids):
+            chunk = ids[start : start + self.max_doc_ids]
+            texts += self._retry_once(f"the text of {len(chunk)} doc ids", lambda chunk=chunk: self._docs_once(chunk))
+        return texts
 
     def close(self) -> None:
         self._client.close()

@@ -1,9 +1,12 @@
-"""What the retrieval server and its client say to each other: the /search request, its checks, the answer.
+"""What the retrieval server and its client say to each other: the /search and /docs requests, their checks, the
+answers.
 
     POST /search  {"queries": ["red shoes", "usb c cable"], "k": 100}
                -> {"hits": [[["shoe-red", 14.2], ["shoe-blue", 9.7], ...], [...]]}
     POST /search  {"queries": [...], "k": 100, "binary_scores": true}
                -> {"ids": [["shoe-red", "shoe-blue", ...], [...]], "scores": ["<base64>", "<base64>"]}
+
+    POST /docs    {"ids": ["shoe-red", "nope"]}  ->  {"texts": ["Red leather shoes ...", null]}
 
 One ranked list per query, best first, in the order of ``queries``. ``binary_scores`` sends each query's scores
 as base64 of little-endian float64 (exact, like the JSON numbers): writing and reading a JSON float costs about
@@ -25,6 +28,9 @@ from recr1.retrieval.base import Hit
 SEARCH_PATH = "/search"
 HEALTH_PATH = "/health"
 REQUEST_FIELDS = ("queries", "k", "binary_scores")
+DOCS_PATH = "/docs"
+DOCS_FIELDS = ("ids",)
+MAX_DOC_IDS = 1000  # /docs is for showing a few results to a person; one stored-document read per id
 DEFAULT_MAX_BATCH = 1024
 DEFAULT_MAX_K = 100_000
 _SCORE_DTYPE = np.dtype("<f8")
@@ -88,6 +94,60 @@ def parse_search_request(body: bytes, max_batch: int = DEFAULT_MAX_BATCH, max_k:
     if not isinstance(binary, bool):
         raise BadSearchRequest(f"'binary_scores' must be true or false, got {binary!r:.100}")
     return SearchRequest(queries, k, binary)
+
+
+def docs_request_body(doc_ids: Sequence[str]) -> bytes:
+    """The JSON body of a /docs request (ASCII-escaped, like :func:`request_body`)."""
+    return json.dumps({"ids": [str(d) for d in doc_ids]}).encode("ascii")
+
+
+def parse_docs_request(body: bytes, max_ids: int = MAX_DOC_IDS) -> list[str]:
+    """Check a /docs body; returns its ids.
+
+    Raises:
+        BadSearchRequest: the body is not JSON (400), or ``ids`` is missing, not a list of strings, or longer than
+            ``max_ids``, or another field is present (422); the message names the field.
+    """
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise BadSearchRequest(f"request body is not JSON: {e}", status=400) from e
+    if not isinstance(data, dict):
+        raise BadSearchRequest(f"request body must be a JSON object with 'ids', got {type(data).__name__}")
+    unknown = sorted(set(data) - set(DOCS_FIELDS))
+    if unknown:
+        raise BadSearchRequest(f"unknown field(s) {unknown}; expected {list(DOCS_FIELDS)}")
+    if "ids" not in data:
+        raise BadSearchRequest("missing field 'ids'")
+    ids = data["ids"]
+    if not isinstance(ids, list):
+        raise BadSearchRequest(f"'ids' must be a list of strings, got {type(ids).__name__}")
+    for i, doc_id in enumerate(ids):
+        if not isinstance(doc_id, str):
+            raise BadSearchRequest(f"'ids[{i}]' must be a string, got {type(doc_id).__name__}: {doc_id!r:.100}")
+    if len(ids) > max_ids:
+        raise BadSearchRequest(f"'ids' holds {len(ids)} ids; this server reads at most {max_ids} per request")
+    return ids
+
+
+def encode_texts(texts: Sequence[str | None]) -> bytes:
+    """The JSON answer to a /docs request; ASCII-escaped, so a stored text with any code point travels."""
+    return json.dumps({"texts": list(texts)}, separators=(",", ":")).encode("ascii")
+
+
+def decode_texts(answer, n_ids: int) -> list[str | None]:
+    """The texts in a /docs answer, one per id asked (None for an id the server holds no text for).
+
+    Raises:
+        ValueError: the answer is not ``n_ids`` strings or nulls.
+    """
+    texts = answer.get("texts") if isinstance(answer, dict) else None
+    if not isinstance(texts, list) or len(texts) != n_ids:
+        raise ValueError(f"expected 'texts' with {n_ids} entries, got {_describe(texts)}")
+    for i, text in enumerate(texts):
+        if text is not None and not isinstance(text, str):
+            raise ValueError(f"texts[{i}] is {type(text).__name__}, not a string or null")
+    return texts
 
 
 def encode_hits(hits: Sequence[Sequence[Hit]], binary_scores: bool) -> bytes:

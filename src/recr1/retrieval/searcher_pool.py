@@ -21,7 +21,8 @@ Faults: a worker that dies during a call is started again and its chunks in flig
 if that fails too, the call raises :class:`SearcherWorkerError` naming the worker, its process id and the batch
 size. A worker that raises (rather than dies) fails the call at once with its traceback. Nothing is ever scored as
 a miss because a worker failed. :meth:`SearcherPool.close` stops every process; pools still open at interpreter exit are
-closed then, and a worker whose driver was killed exits when its pipe closes.
+closed then, and a worker whose driver was killed exits when its pipe closes. :meth:`SearcherPool.doc_texts` (the
+catalog text of a few ids, for the validation tables) asks worker 0, with the same one restart.
 """
 from __future__ import annotations
 
@@ -307,6 +308,54 @@ class SearcherPool(Searcher):
         pid = self._workers[slot].pid if pid is None else pid
         message = (f"searcher worker {slot} (pid {pid}) {what}; it was searching a batch of {len(chunk)} of this "
                    f"call's {total} distinct queries (k={k}) on the {self.kind} index {self.index_dir}")
+        if isinstance(cause, WorkerFailed) and cause.remote_traceback:
+            message += f"\n--- the worker's traceback ---\n{cause.remote_traceback}"
+        return SearcherWorkerError(message)
+
+    # ---- catalog text ---------------------------------------------------------------------------
+
+    def doc_texts(self, doc_ids: Sequence[str]) -> list[str | None]:
+        """See :meth:`Searcher.doc_texts`: asked of worker 0 (every worker opens the same index; a few ids are one
+        short request). A worker that dies is restarted once, as in a search.
+
+        Raises:
+            SearcherWorkerError: the worker died again after its restart, or raised (the message names it).
+        """
+        doc_ids = [str(d) for d in doc_ids]
+        if not doc_ids:
+            return []
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"the {self.kind} searcher pool over {self.index_dir} is closed")
+            self._follow_ray()
+            slot, first = 0, None
+            for _ in range(2):
+                worker = self._workers[slot]
+                try:
+                    worker.submit_docs(doc_ids)
+                    texts = worker.collect()
+                    break
+                except WorkerFailed as failed:
+                    worker.abandon()
+                    raise self._docs_error(slot, doc_ids, f"raised {failed}", failed) from None
+                except WorkerDied as died:
+                    worker.abandon()
+                    if first is not None:
+                        raise self._docs_error(slot, doc_ids, f"died ({first}); restarted as pid {worker.pid}, it "
+                                               f"died again: {died}", died) from None  # fmt: skip
+                    first = died
+                    try:
+                        self._restart(slot)
+                    except Exception as exc:
+                        raise self._docs_error(slot, doc_ids, f"died ({died}) and could not be restarted: "
+                                               f"{type(exc).__name__}: {exc}", exc) from exc  # fmt: skip
+        if not isinstance(texts, list) or len(texts) != len(doc_ids):
+            raise SearcherWorkerError(f"searcher worker {slot} answered {len(doc_ids)} doc ids with {texts!r:.200}")
+        return texts
+
+    def _docs_error(self, slot, doc_ids, what, cause) -> SearcherWorkerError:
+        message = (f"searcher worker {slot} (pid {self._workers[slot].pid}) {what}; it was reading the text of "
+                   f"{len(doc_ids)} doc ids (first: {doc_ids[0]!r:.80}) from the {self.kind} index {self.index_dir}")
         if isinstance(cause, WorkerFailed) and cause.remote_traceback:
             message += f"\n--- the worker's traceback ---\n{cause.remote_traceback}"
         return SearcherWorkerError(message)

@@ -3,6 +3,7 @@
     python -m recr1.retrieval.serve --index data/index/lucene --retriever bm25 --port 8000 [--host 0.0.0.0]
 
     POST /search  {"queries": ["red shoes", ...], "k": 100}  ->  {"hits": [[["shoe-red", 14.2], ...], ...]}
+    POST /docs    {"ids": ["shoe-red", ...]}  ->  {"texts": ["Red leather shoes ...", ...]}  (null: unknown id)
     GET  /health  ->  {"status": "ok", "retriever": "bm25", "index": "/abs/index", "num_docs": 1000000, ...}
 
 (the request and answer forms are in :mod:`recr1.retrieval.search_protocol`). The reward and ``recr1.eval`` use
@@ -30,10 +31,14 @@ from recr1.retrieval.query_cache import DEFAULT_CACHE_SIZE
 from recr1.retrieval.search_protocol import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_K,
+    DOCS_PATH,
     HEALTH_PATH,
+    MAX_DOC_IDS,
     SEARCH_PATH,
     BadSearchRequest,
     encode_hits,
+    encode_texts,
+    parse_docs_request,
     parse_search_request,
     server_timing,
 )
@@ -73,6 +78,10 @@ class SearchService:
         future = self._thread.submit(self._search_encoded, queries, k, binary_scores)
         return await asyncio.wrap_future(future)
 
+    async def doc_texts(self, doc_ids: list[str]) -> list[str | None]:
+        """The searcher's catalog text of each id (None: unknown), read on the search thread."""
+        return await asyncio.wrap_future(self._thread.submit(self.searcher.doc_texts, doc_ids))
+
     def close(self) -> None:
         self._thread.submit(self.searcher.close).result()
         self._thread.shutdown()
@@ -80,14 +89,14 @@ class SearchService:
 
 def create_app(service: SearchService, retriever: str, index: str, max_batch: int = DEFAULT_MAX_BATCH,
                max_k: int = DEFAULT_MAX_K, settings: dict | None = None):
-    """The FastAPI app answering /search and /health for ``service`` (a searcher of kind ``retriever`` over
+    """The FastAPI app answering /search, /docs and /health for ``service`` (a searcher of kind ``retriever`` over
     ``index``, loaded with ``settings``)."""
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, Response
 
     app = FastAPI(title="Rec-R1 retrieval server", docs_url=None, redoc_url=None)
     health = {"status": "ok", "retriever": retriever, "index": index, "num_docs": service.num_docs,
-              "max_batch": max_batch, "max_k": max_k, "settings": settings or {},
+              "max_batch": max_batch, "max_k": max_k, "max_doc_ids": MAX_DOC_IDS, "settings": settings or {},
               "max_query_terms": getattr(service.searcher, "max_query_terms", None)}  # fmt: skip
 
     @app.get(HEALTH_PATH)
@@ -106,6 +115,19 @@ def create_app(service: SearchService, retriever: str, index: str, max_batch: in
             log.exception("search of %d queries (k=%d) failed", len(parsed.queries), parsed.k)
             return JSONResponse({"detail": f"search failed: {type(e).__name__}: {e}"}, status_code=500)
         return Response(body, media_type="application/json", headers={"Server-Timing": timing})
+
+    @app.post(DOCS_PATH)
+    async def _docs(request: Request):
+        try:
+            doc_ids = parse_docs_request(await request.body())
+        except BadSearchRequest as e:
+            return JSONResponse({"detail": str(e)}, status_code=e.status)
+        try:
+            texts = await service.doc_texts(doc_ids)
+        except Exception as e:
+            log.exception("reading the text of %d doc ids failed", len(doc_ids))
+            return JSONResponse({"detail": f"doc_texts failed: {type(e).__name__}: {e}"}, status_code=500)
+        return Response(encode_texts(texts), media_type="application/json")
 
     return app
 
@@ -197,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     everywhere = f"; other machines: http://{socket.gethostname()}:{port}" if host in ("0.0.0.0", "::") else ""
     print(f"{READY_PREFIX}{url} ({args.retriever} index {index}, {service.num_docs} docs; "
-          f"POST {SEARCH_PATH}, GET {HEALTH_PATH}{everywhere})", flush=True)
+          f"POST {SEARCH_PATH}, POST {DOCS_PATH}, GET {HEALTH_PATH}{everywhere})", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=30))
     try:
         server.run(sockets=[sock])

@@ -48,6 +48,17 @@ def test_same_ids_and_scores_as_in_process_incl_adversarial_queries(server, bm25
     assert remote.timings["decode"] > 0
 
 
+def test_doc_texts_are_the_in_process_searchers(server, bm25_searcher):
+    remote = RemoteSearcher(server.url)
+    ids = [doc_id for hits in bm25_searcher.batch_search(KNOWN, 3) for doc_id, _ in hits] + ["no-such-id"]
+    expected = bm25_searcher.doc_texts(ids)
+    assert expected[-1] is None and all(expected[:-1])
+    assert remote.doc_texts(ids) == expected and remote.doc_texts([]) == []
+    remote.max_doc_ids = 4  # several /docs requests, texts still in order
+    assert remote.doc_texts(ids) == expected
+    assert remote.stats[RETRY_STAT] == 0
+
+
 def test_health_gives_kind_index_and_size(server, lucene_index_dir, bm25_searcher):
     remote = RemoteSearcher(server.url + "/")
     assert (remote.kind, remote.retriever, remote.index, remote.url) == ("remote", "bm25", lucene_index_dir, server.url)
@@ -213,6 +224,12 @@ class FailingSearcher(Searcher):
             raise RuntimeError("the index went away")
         return self.inner.batch_search(queries, k)
 
+    def doc_texts(self, doc_ids):
+        if self.failures > 0:
+            self.failures -= 1
+            raise RuntimeError("the index went away")
+        return self.inner.doc_texts(doc_ids)
+
     @property
     def num_docs(self):
         return self.inner.num_docs
@@ -247,3 +264,14 @@ def test_a_server_error_is_retried_once_then_named(flaky_server, bm25_searcher):
     searcher.failures = 2
     with pytest.raises(RemoteSearchError, match=r"a batch of 6 queries \(k=5\) twice.*HTTP 500.*index went away"):
         remote.batch_search(KNOWN, 5)
+
+
+def test_a_server_error_in_doc_texts_is_retried_once_then_named(flaky_server, bm25_searcher):
+    url, searcher = flaky_server
+    remote = RemoteSearcher(url, retry_wait=1)
+    searcher.failures = 1
+    assert remote.doc_texts(["shoe-red", "no-such-id"]) == bm25_searcher.doc_texts(["shoe-red", "no-such-id"])
+    assert remote.stats[RETRY_STAT] == 1
+    searcher.failures = 2
+    with pytest.raises(RemoteSearchError, match=r"the text of 2 doc ids twice.*HTTP 500.*index went away"):
+        remote.doc_texts(["shoe-red", "socks"])

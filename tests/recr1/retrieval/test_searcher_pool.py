@@ -211,6 +211,46 @@ def test_a_worker_that_dies_again_fails_the_call_naming_it(fresh_pool, monkeypat
     assert "a batch of " in message and int(message.split("a batch of ")[1].split()[0]) > 0
 
 
+def doc_ids_to_show(plain) -> list[str]:
+    """Ids of a few real hits, one id twice and one unknown id."""
+    ids = [doc_id for hits in plain.batch_search(KNOWN[:4], 2) for doc_id, _ in hits]
+    return ids + [ids[0], "no-such-id"]
+
+
+def test_doc_texts_are_one_processes(cached_pool, plain):
+    ids = doc_ids_to_show(plain)
+    expected = plain.doc_texts(ids)
+    assert all(expected[:-1]) and expected[-1] is None
+    assert cached_pool.doc_texts(ids) == expected and cached_pool.doc_texts([]) == []
+
+
+def test_doc_texts_restart_a_dead_worker_once_then_name_it(fresh_pool, plain, monkeypatch):
+    ids = doc_ids_to_show(plain)
+    expected = plain.doc_texts(ids)
+    first = fresh_pool.worker_pids[0]
+    os.kill(first, signal.SIGKILL)
+    wait_gone([first])
+    assert fresh_pool.doc_texts(ids) == expected
+    assert fresh_pool.stats["searcher_worker_restart"] == 1 and fresh_pool.worker_pids[0] != first
+
+    killed = []
+    send = SubprocessWorker.submit_docs
+
+    def submit_docs(worker, doc_ids):  # every worker 0 dies right after it is asked
+        os.kill(worker.pid, signal.SIGSTOP)
+        send(worker, doc_ids)
+        os.kill(worker.pid, signal.SIGKILL)
+        killed.append(worker.pid)
+
+    monkeypatch.setattr(SubprocessWorker, "submit_docs", submit_docs)
+    with pytest.raises(SearcherWorkerError) as info:
+        fresh_pool.doc_texts(ids)
+    message = str(info.value)
+    assert len(killed) == 2 and f"restarted as pid {killed[1]}, it died again" in message
+    assert f"searcher worker 0 (pid {killed[1]})" in message and f"pid {killed[0]}" in message
+    assert f"the text of {len(ids)} doc ids" in message and "killed by signal 9" in message
+
+
 DRIVER = textwrap.dedent("""
     import os, signal, sys
     from recr1.retrieval.searcher_pool import SearcherPool
@@ -252,6 +292,11 @@ def test_ray_actors_after_ray_init_same_hits_restart_and_close(lucene_index_dir,
         os.kill(actors[0], signal.SIGKILL)
         assert pool.batch_search(queries, 100) == expected
         assert pool.stats["searcher_worker_restart"] == 1 and pool.worker_pids[0] not in actors
+        ids = doc_ids_to_show(plain)
+        assert pool.doc_texts(ids) == plain.doc_texts(ids)
+        os.kill(pool.worker_pids[0], signal.SIGKILL)
+        assert pool.doc_texts(ids) == plain.doc_texts(ids)
+        assert pool.stats["searcher_worker_restart"] == 2
         pids = pool.worker_pids
         pool.close()
         assert wait_gone(pids) == []

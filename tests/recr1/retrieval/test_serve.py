@@ -10,7 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from recr1.retrieval.base import Searcher
-from recr1.retrieval.search_protocol import decode_hits, encode_hits, parse_server_timing, request_body, server_timing
+from recr1.retrieval.search_protocol import (
+    MAX_DOC_IDS,
+    decode_hits,
+    encode_hits,
+    parse_server_timing,
+    request_body,
+    server_timing,
+)
 from recr1.retrieval.serve import SearchService, create_app, main
 
 KNOWN = ["red leather shoes", "steel knife", "brass compass", "socks", "usb c cable", "red leather shoes"]
@@ -28,6 +35,10 @@ class ThreadRecordingSearcher(Searcher):
     def batch_search(self, queries, k):
         self.threads.add(threading.get_ident())
         return self.inner.batch_search(queries, k)
+
+    def doc_texts(self, doc_ids):
+        self.threads.add(threading.get_ident())
+        return self.inner.doc_texts(doc_ids)
 
     @property
     def num_docs(self):
@@ -146,3 +157,35 @@ def test_dense_index_served_gives_the_dense_searchers_hits(dense_index_dir, adve
         hits = decode_hits(answer.json(), len(queries))
     # the same batch through the same encoder: the very same floats
     assert hits == dense.batch_search(queries, 5) and hits[0][0][0] == "shoe-red"
+
+
+def test_docs_answers_the_searchers_texts_on_the_search_thread(served, bm25_searcher):
+    client, searcher = served
+    ids = [doc_id for doc_id, _ in bm25_searcher.search("red leather shoes", 5)] + ["no-such-id", "shoe-red"]
+    answer = client.post("/docs", json={"ids": ids})
+    assert answer.status_code == 200, answer.text
+    texts = answer.json()["texts"]
+    assert texts == bm25_searcher.doc_texts(ids) and texts[-2] is None and texts[0] and texts[-1] == texts[0]
+    assert client.post("/docs", json={"ids": []}).json() == {"texts": []}
+    assert len(searcher.threads) == 1 and threading.get_ident() not in searcher.threads
+    assert client.get("/health").json()["max_doc_ids"] == MAX_DOC_IDS
+
+
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        (b"{not json", 400, "not JSON"),
+        (b'["shoe-red"]', 422, "JSON object with 'ids'"),
+        (b"{}", 422, "missing field 'ids'"),
+        (b'{"ids": "shoe-red"}', 422, "'ids' must be a list of strings, got str"),
+        (b'{"ids": ["shoe-red", 7]}', 422, r"'ids\[1\]' must be a string, got int"),
+        (b'{"ids": ["shoe-red"], "k": 3}', 422, r"unknown field\(s\) \['k'\]"),
+        (json.dumps({"ids": ["x"] * (MAX_DOC_IDS + 1)}).encode(), 422,
+         rf"{MAX_DOC_IDS + 1} ids; .* at most {MAX_DOC_IDS}"),
+    ],
+)
+def test_bad_docs_requests_are_refused_naming_the_field(served, body, status, message):
+    client, _ = served
+    answer = client.post("/docs", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == status
+    assert re.search(message, answer.json()["detail"]), answer.json()["detail"]
