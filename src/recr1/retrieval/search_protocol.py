@@ -53,6 +53,38 @@ class SearchRequest:
     binary_scores: bool = False
 
 
+def _json_object(body: bytes, fields: Sequence[str], required: Sequence[str], holding: str) -> dict:
+    """The body as a JSON object whose keys are among ``fields`` and include ``required``.
+
+    Raises:
+        BadSearchRequest: not JSON (400), not an object, an unknown field or a missing one (422).
+    """
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise BadSearchRequest(f"request body is not JSON: {e}", status=400) from e
+    if not isinstance(data, dict):
+        raise BadSearchRequest(f"request body must be a JSON object with {holding}, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise BadSearchRequest(f"unknown field(s) {unknown}; expected {list(fields)}")
+    for field in required:
+        if field not in data:
+            raise BadSearchRequest(f"missing field '{field}'")
+    return data
+
+
+def _string_list(data: dict, field: str) -> list[str]:
+    """``data[field]``, which must be a list of strings (BadSearchRequest naming the field or the entry)."""
+    values = data[field]
+    if not isinstance(values, list):
+        raise BadSearchRequest(f"'{field}' must be a list of strings, got {type(values).__name__}")
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            raise BadSearchRequest(f"'{field}[{i}]' must be a string, got {type(value).__name__}: {value!r:.100}")
+    return values
+
+
 def request_body(queries: Sequence[str], k: int, binary_scores: bool = True) -> bytes:
     """The JSON body of a /search request. Non-ASCII text is escaped, so any Python string travels, even one with
     a lone surrogate (an LLM's broken output), which UTF-8 cannot carry."""
@@ -66,24 +98,8 @@ def parse_search_request(body: bytes, max_batch: int = DEFAULT_MAX_BATCH, max_k:
         BadSearchRequest: the body is not JSON (400), or a field is missing, unknown or bad (422); the message
             names the field (and for a query, its position and type).
     """
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise BadSearchRequest(f"request body is not JSON: {e}", status=400) from e
-    if not isinstance(data, dict):
-        raise BadSearchRequest(f"request body must be a JSON object with 'queries' and 'k', got {type(data).__name__}")
-    unknown = sorted(set(data) - set(REQUEST_FIELDS))
-    if unknown:
-        raise BadSearchRequest(f"unknown field(s) {unknown}; expected {list(REQUEST_FIELDS)}")
-    for field in ("queries", "k"):
-        if field not in data:
-            raise BadSearchRequest(f"missing field '{field}'")
-    queries, k, binary = data["queries"], data["k"], data.get("binary_scores", False)
-    if not isinstance(queries, list):
-        raise BadSearchRequest(f"'queries' must be a list of strings, got {type(queries).__name__}")
-    for i, query in enumerate(queries):
-        if not isinstance(query, str):
-            raise BadSearchRequest(f"'queries[{i}]' must be a string, got {type(query).__name__}: {query!r:.100}")
+    data = _json_object(body, REQUEST_FIELDS, ("queries", "k"), "'queries' and 'k'")
+    queries, k, binary = _string_list(data, "queries"), data["k"], data.get("binary_scores", False)
     if len(queries) > max_batch:
         raise BadSearchRequest(f"'queries' holds {len(queries)} queries; this server takes at most {max_batch} per "
                                f"request (its --max-batch): send them in chunks")
@@ -108,23 +124,7 @@ def parse_docs_request(body: bytes, max_ids: int = MAX_DOC_IDS) -> list[str]:
         BadSearchRequest: the body is not JSON (400), or ``ids`` is missing, not a list of strings, or longer than
             ``max_ids``, or another field is present (422); the message names the field.
     """
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise BadSearchRequest(f"request body is not JSON: {e}", status=400) from e
-    if not isinstance(data, dict):
-        raise BadSearchRequest(f"request body must be a JSON object with 'ids', got {type(data).__name__}")
-    unknown = sorted(set(data) - set(DOCS_FIELDS))
-    if unknown:
-        raise BadSearchRequest(f"unknown field(s) {unknown}; expected {list(DOCS_FIELDS)}")
-    if "ids" not in data:
-        raise BadSearchRequest("missing field 'ids'")
-    ids = data["ids"]
-    if not isinstance(ids, list):
-        raise BadSearchRequest(f"'ids' must be a list of strings, got {type(ids).__name__}")
-    for i, doc_id in enumerate(ids):
-        if not isinstance(doc_id, str):
-            raise BadSearchRequest(f"'ids[{i}]' must be a string, got {type(doc_id).__name__}: {doc_id!r:.100}")
+    ids = _string_list(_json_object(body, DOCS_FIELDS, ("ids",), "'ids'"), "ids")
     if len(ids) > max_ids:
         raise BadSearchRequest(f"'ids' holds {len(ids)} ids; this server reads at most {max_ids} per request")
     return ids
