@@ -21,14 +21,13 @@ import json
 import math
 import numbers
 import os
-import sys
 from typing import Callable, Optional
 
 import numpy as np
 from omegaconf import DictConfig, ListConfig
 
 from verl.protocol import DataProto
-from verl.trainer.ppo.reward import custom_reward_target
+from verl.trainer.ppo.reward import custom_reward_target, scorer_hook
 
 VERL_COLUMNS = ("input", "output", "score", "step")
 HOOK_NAME = "describe_generations"
@@ -103,21 +102,13 @@ def pick_logged_rows(inputs: list[str], count: int, seed: int = 42) -> list[int]
     return order[:count]
 
 
-def _hook_of(fn: Callable, module=None) -> Optional[Callable]:
-    hook = getattr(fn, HOOK_NAME, None)
-    if hook is None:
-        module = module if module is not None else sys.modules.get(getattr(fn, "__module__", None) or "")
-        hook = getattr(module, HOOK_NAME, None)
-    return hook if callable(hook) else None
-
-
 def load_describe_hook(config: DictConfig) -> Optional[Callable[[list[dict]], list[dict]]]:
     """The custom reward function's ``describe_generations`` with ``reward_kwargs`` bound, or None (no custom reward
     function, or it defines none)."""
     target = custom_reward_target(config)
     if target is None:
         return None
-    hook = _hook_of(target.fn, target.module)
+    hook = scorer_hook(target.fn, HOOK_NAME, target.module)
     if hook is None:
         return None
     return lambda rows: hook(rows, **target.kwargs)

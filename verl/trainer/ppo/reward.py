@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import functools
+import sys
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -39,6 +40,17 @@ def custom_reward_target(config: DictConfig) -> CustomRewardTarget | None:
     kwargs = section.get("reward_kwargs") or {}
     kwargs = OmegaConf.to_container(kwargs, resolve=True) if OmegaConf.is_config(kwargs) else dict(kwargs)
     return CustomRewardTarget(str(path), name, module, getattr(module, name), kwargs)
+
+
+def scorer_hook(fn: Callable, name: str, module: Optional[ModuleType] = None) -> Optional[Callable]:
+    """A hook a scorer offers by name (``preflight``, ``describe_generations``): an attribute of the function itself,
+    else of ``module`` (default: the module that defines ``fn``); None when there is none or it is not callable.
+    verl finds a task's hooks this way and never imports the task itself."""
+    hook = getattr(fn, name, None)
+    if hook is None:
+        module = module if module is not None else sys.modules.get(getattr(fn, "__module__", None) or "")
+        hook = getattr(module, name, None)
+    return hook if callable(hook) else None
 
 
 def get_custom_reward_fn(config: DictConfig) -> Callable | None:

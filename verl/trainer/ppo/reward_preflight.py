@@ -13,14 +13,13 @@ the scorer cannot work.
 from __future__ import annotations
 
 import os
-import sys
 from collections import Counter
-from typing import Callable, Optional
+from typing import Callable
 
 from omegaconf import DictConfig, ListConfig
 
 from verl.trainer.config_check import ConfigError
-from verl.trainer.ppo.reward import build_scorer_registry, custom_reward_target
+from verl.trainer.ppo.reward import build_scorer_registry, custom_reward_target, scorer_hook
 
 
 def _files(value) -> list[str]:
@@ -77,14 +76,6 @@ def unscored_data_source_errors(config: DictConfig, sources: dict[str, list[str]
     return errors
 
 
-def _preflight_of(fn: Callable, module=None) -> Optional[Callable]:
-    hook = getattr(fn, "preflight", None)
-    if hook is None:
-        module = module if module is not None else sys.modules.get(getattr(fn, "__module__", None) or "")
-        hook = getattr(module, "preflight", None)
-    return hook if callable(hook) else None
-
-
 def _run(hook: Callable, what: str, kwargs: dict) -> None:
     try:
         hook(**kwargs)
@@ -96,13 +87,13 @@ def run_reward_preflights(config: DictConfig, sources: dict[str, list[str]]) -> 
     """Call the ``preflight`` hook of every scorer that ``sources`` use, once each (see the module docstring)."""
     target = custom_reward_target(config)
     if target is not None:
-        hook = _preflight_of(target.fn, target.module)
+        hook = scorer_hook(target.fn, "preflight", target.module)
         if hook is not None:
             _run(hook, f"custom_reward_function.path={target.path!r}", target.kwargs)
         return
     registry, seen = build_scorer_registry(config), []
     for source in sources:
-        hook = _preflight_of(registry.lookup(source))
+        hook = scorer_hook(registry.lookup(source), "preflight")
         if hook is not None and hook not in seen:
             seen.append(hook)
             _run(hook, f"scorer of data_source {source!r}", {})
