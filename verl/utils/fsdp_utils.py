@@ -231,6 +231,20 @@ def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device
                 state[key] = value.to(device, non_blocking=True)
 
 
+def full_tensor(param: torch.Tensor) -> torch.Tensor:
+    """The whole tensor of a parameter: an all-gather for an FSDP2 shard (a DTensor, collective over its mesh),
+    the tensor itself otherwise. Shards offloaded to the CPU are moved to the mesh's device first (nccl)."""
+    if not isinstance(param, DTensor):
+        return param
+    mesh = param.device_mesh
+    local = param.to_local()
+    if local.device.type != mesh.device_type:
+        param = DTensor.from_local(
+            local.to(mesh.device_type), mesh, param.placements, shape=param.shape, stride=param.stride()
+        )
+    return param.full_tensor()
+
+
 def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """The full (unsharded) model state dict on the CPU of rank 0; an empty dict on other ranks. Collective."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict

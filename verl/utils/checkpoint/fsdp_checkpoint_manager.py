@@ -48,7 +48,7 @@ from verl.utils.checkpoint.checkpoint_contents import CONTENT_ENTRIES, resolve_c
 from verl.utils.checkpoint.hf_folder import export_config, write_hf_metadata, write_hf_weights
 from verl.utils.checkpoint.lora_weights import (adapter_state, is_lora_name, is_peft_model, lora_scaling,
                                                 merge_lora_weights, write_peft_adapter)
-from verl.utils.fsdp_utils import fsdp_modules, full_state_dict, unwrapped_model_class
+from verl.utils.fsdp_utils import fsdp_modules, full_state_dict, full_tensor, unwrapped_model_class
 
 DEFAULT_CONTENTS = CONTENT_ENTRIES  # everything, HF weights included, when the caller names no contents
 
@@ -213,8 +213,6 @@ class FSDPCheckpointManager:
     def save_lora_adapter(self, adapter_dir: str) -> None:
         """Rank 0 writes the peft adapter folder (adapter_config.json naming the base model +
         adapter_model.safetensors) of a LoRA model, gathered from every rank (collective)."""
-        from verl.workers.rollout.vllm_weight_sync import full_tensor
-
         rank, _ = _rank_world()
         with torch.no_grad():
             named = [(n, full_tensor(p.detach()).cpu()) for n, p in self.model.named_parameters() if is_lora_name(n)]

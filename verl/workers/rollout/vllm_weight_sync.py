@@ -30,9 +30,9 @@ from typing import Iterator, Optional
 
 import torch
 from torch import nn
-from torch.distributed.tensor import DTensor
 
 from verl.utils.checkpoint.lora_weights import is_peft_model, lora_scaling, merge_lora_weights
+from verl.utils.fsdp_utils import full_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -45,20 +45,6 @@ def hf_param_name(name: str) -> str:
     for prefix in _WRAPPER_PREFIXES:
         name = name.replace(prefix, "")
     return name
-
-
-def full_tensor(param: torch.Tensor) -> torch.Tensor:
-    """The whole tensor of a parameter: an all-gather for an FSDP2 shard (a DTensor, collective over its mesh),
-    the tensor itself otherwise. Shards offloaded to the CPU are moved to the mesh's device first (nccl)."""
-    if not isinstance(param, DTensor):
-        return param
-    mesh = param.device_mesh
-    local = param.to_local()
-    if local.device.type != mesh.device_type:
-        param = DTensor.from_local(
-            local.to(mesh.device_type), mesh, param.placements, shape=param.shape, stride=param.stride()
-        )
-    return param.full_tensor()
 
 
 def iter_full_weights(module: nn.Module, dtype: Optional[torch.dtype] = None) -> Iterator[tuple[str, torch.Tensor]]:
