@@ -8,7 +8,7 @@ import numpy as np
 
 from recr1.retrieval.dense_index import load_dense_index
 from recr1.retrieval.encoder import TextEncoder
-from recr1.retrieval.query_text import DEFAULT_MAX_QUERY_TERMS, clean_query
+from recr1.retrieval.query_text import DEFAULT_MAX_QUERY_TERMS, QueryKey
 from recr1.retrieval.base import Hit, Searcher
 
 
@@ -48,6 +48,7 @@ class DenseSearcher(Searcher):
             faiss.omp_set_num_threads(int(threads))
         self.ef_search = int(ef_search)
         self.max_query_terms = max_query_terms
+        self.query_text = QueryKey(max_query_terms)
         self.encoder = TextEncoder(
             encoder or self.meta.get("encoder"),
             pooling=pooling or self.meta.get("pooling", "auto"),
@@ -67,12 +68,12 @@ class DenseSearcher(Searcher):
 
     def query_key(self, query: str) -> str:
         """See :meth:`Searcher.query_key`: the cleaned text the encoder sees."""
-        return clean_query(query, max_terms=self.max_query_terms)
+        return self.query_text(query)
 
     def batch_search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
         """See :meth:`Searcher.batch_search`; an empty (or all-control-character) query gets no hits."""
         k = min(int(k), self.num_docs)
-        cleaned = [clean_query(q, max_terms=self.max_query_terms) for q in queries]
+        cleaned = [self.query_text(q) for q in queries]
         unique = [q for q in dict.fromkeys(cleaned) if q]
         if k <= 0 or not unique:
             return [[] for _ in queries]

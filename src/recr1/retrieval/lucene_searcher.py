@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 from recr1.retrieval.java import java_class, start_jvm
 from recr1.retrieval.lucene_hits import HitReader
-from recr1.retrieval.query_text import DEFAULT_MAX_QUERY_TERMS, clean_query, rec_r1_wrap
+from recr1.retrieval.query_text import DEFAULT_MAX_QUERY_TERMS, QueryKey
 from recr1.retrieval.base import Hit, Searcher
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,7 @@ class LuceneSearcher(Searcher):
         )
         clause_limit = int(index_searcher_cls.getMaxClauseCount())
         self.max_query_terms = min(max_query_terms or clause_limit, clause_limit)
+        self.query_text = QueryKey(self.max_query_terms, self.rec_r1_compat)
 
         self._analyzer = java_class("io.anserini.index.IndexCollection").DEFAULT_ANALYZER
         self._bag_of_words = java_class("io.anserini.search.query.BagOfWordsQueryGenerator")()
@@ -233,17 +234,13 @@ class LuceneSearcher(Searcher):
         parser = self._query_parser_cls(self.field, self._analyzer)  # not thread-safe: one per query
         return parser.parse(text)
 
-    def _query_text(self, raw: str) -> str:
-        text = clean_query(raw, max_terms=self.max_query_terms)
-        return rec_r1_wrap(text) if text and self.rec_r1_compat else text
-
     def query_key(self, query: str) -> str:
         """See :meth:`Searcher.query_key`: the cleaned (and, in Rec-R1 mode, wrapped) text."""
-        return self._query_text(query)
+        return self.query_text(query)
 
     def build_query(self, raw: str):
         """The Lucene ``Query`` for ``raw`` text, or None when nothing searchable is left."""
-        text = self._query_text(raw)
+        text = self.query_text(raw)
         if not text:
             return None
         if self.query_syntax == "lucene":
@@ -285,7 +282,7 @@ class LuceneSearcher(Searcher):
                     raise
                 # A parsed query that cannot run (e.g. a wildcard expanding past the clause limit).
                 self._count("lucene_syntax_fallback")
-                return self._ranked(self._bag_of_words_query(self._query_text(raw)), k)
+                return self._ranked(self._bag_of_words_query(self.query_text(raw)), k)
         except self._java_error as exc:
             self._count("search_error")
             log.warning("search failed for query %r: %s", str(raw)[:200], str(exc).splitlines()[0] if str(exc) else exc)

@@ -17,12 +17,11 @@ import os
 import pickle
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from recr1.retrieval.base import Hit, Searcher
-from recr1.retrieval.query_text import clean_query, rec_r1_wrap
+from recr1.retrieval.query_text import QueryKey
 
 # (ids joined by "\n" or a list of ids when one holds a newline, scores [total] float64, hits per query)
 EncodedHits = tuple[str | list[str], np.ndarray, list[int]]
@@ -69,33 +68,11 @@ def decode_hits(encoded: EncodedHits) -> list[list[Hit]]:
     return out
 
 
-@dataclass(frozen=True)
-class QueryKey:
-    """The text a query is searched as: :func:`clean_query` to ``max_terms`` terms, wrapped Rec-R1's way if asked.
-    ``exact`` False means the worker's searcher preprocesses in a way not known here: the raw text is the key (still
-    correct for a cache, only fewer hits)."""
-
-    max_terms: int | None = None
-    rec_r1_compat: bool = False
-    exact: bool = True
-
-    def __call__(self, query: str) -> str:
-        if not self.exact:
-            return query
-        text = clean_query(query, max_terms=self.max_terms)
-        return rec_r1_wrap(text) if text and self.rec_r1_compat else text
-
-
 def query_key_of(searcher: Searcher) -> QueryKey:
-    """A :class:`QueryKey` computing ``searcher.query_key`` without the searcher (BM25 and dense searchers)."""
-    from recr1.retrieval.dense_searcher import DenseSearcher
-    from recr1.retrieval.lucene_searcher import LuceneSearcher
-
-    if type(searcher) is LuceneSearcher:
-        return QueryKey(searcher.max_query_terms, searcher.rec_r1_compat)
-    if type(searcher) is DenseSearcher:
-        return QueryKey(searcher.max_query_terms)
-    return QueryKey(exact=False)
+    """A picklable :class:`~recr1.retrieval.query_text.QueryKey` computing ``searcher.query_key`` without the
+    searcher: the BM25 and dense searchers' own (``query_text``); else the raw text."""
+    key = getattr(searcher, "query_text", None)
+    return key if isinstance(key, QueryKey) else QueryKey(exact=False)
 
 
 def open_searcher(kind: str, index: str, settings: dict) -> Searcher:

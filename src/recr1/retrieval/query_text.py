@@ -7,6 +7,7 @@ turns it into plain text that every backend accepts; the meaning of the words is
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass
 
 DEFAULT_MAX_QUERY_TERMS = 512
 DEFAULT_MAX_QUERY_CHARS = 20_000
@@ -60,3 +61,21 @@ def rec_r1_wrap(query: str) -> str:
     first word of every query is lost. Never used unless asked for (``rec_r1_compat=True``).
     """
     return f"(contents:{query})"
+
+
+@dataclass(frozen=True)
+class QueryKey:
+    """The text a query is searched as: :func:`clean_query` to ``max_terms`` terms, wrapped Rec-R1's way if asked
+    (what the BM25 and dense searchers search and what their query caches key on; picklable, so the searcher pool
+    computes it in the driver). ``exact`` False means the searcher preprocesses in a way not known here: the raw
+    text is the key (still correct for a cache, only fewer hits)."""
+
+    max_terms: int | None = None
+    rec_r1_compat: bool = False
+    exact: bool = True
+
+    def __call__(self, query: str) -> str:
+        if not self.exact:
+            return query
+        text = clean_query(query, max_terms=self.max_terms)
+        return rec_r1_wrap(text) if text and self.rec_r1_compat else text

@@ -36,7 +36,8 @@ from collections import deque
 from collections.abc import Sequence
 
 from recr1.retrieval.base import Hit, Searcher
-from recr1.retrieval.pool_protocol import QueryKey, SearcherWorkerError, WorkerDied, WorkerFailed, decode_hits
+from recr1.retrieval.pool_protocol import SearcherWorkerError, WorkerDied, WorkerFailed, decode_hits
+from recr1.retrieval.query_text import QueryKey
 
 __all__ = ["BACKENDS", "POOLED_KINDS", "SearcherPool", "SearcherWorkerError", "check_num_workers", "split_balanced"]
 
